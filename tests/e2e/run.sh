@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run the spendgate end-to-end tests (Node 20+, npm).
+#   SPENDGATE_BIN=/path/to/spendgate  binary to test (default <repo>/target/debug/spendgate)
+#   SPENDGATE_E2E_KEEP=1              keep temp dirs (database, server.log)
+# Extra arguments go to `node --test`, e.g. ./run.sh --test-name-pattern=rotate
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+if [ ! -d node_modules ]; then
+  npm ci --no-audit --no-fund
+fi
+set +e
+node --test --test-reporter=spec "$@" *.test.mjs
+exit $?

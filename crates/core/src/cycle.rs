@@ -52,10 +52,16 @@ impl Cycle {
     pub fn window(self, now: Timestamp) -> Window {
         let date = now.to_datetime().date();
         let (start, end) = match self {
-            Cycle::Total => return Window { start: Timestamp::EPOCH, end: None },
+            Cycle::Total => {
+                return Window {
+                    start: Timestamp::EPOCH,
+                    end: None,
+                };
+            }
             Cycle::Daily => (date, date.next_day()),
             Cycle::Weekly => {
-                let monday = date - Duration::days(i64::from(date.weekday().number_days_from_monday()));
+                let monday =
+                    date - Duration::days(i64::from(date.weekday().number_days_from_monday()));
                 (monday, Some(monday + Duration::days(7)))
             }
             Cycle::Monthly => {
@@ -63,7 +69,10 @@ impl Cycle {
                 (first, first_of_next_month(first))
             }
         };
-        Window { start: midnight(start), end: end.map(midnight) }
+        Window {
+            start: midnight(start),
+            end: end.map(midnight),
+        }
     }
 }
 
@@ -144,7 +153,10 @@ mod tests {
             window(Cycle::Daily, "2028-02-28T10:00:00Z"),
             ("2028-02-28T00:00:00Z".into(), some("2028-02-29T00:00:00Z"))
         );
-        assert_eq!(window(Cycle::Total, "2026-11-23T00:00:00Z"), ("1970-01-01T00:00:00Z".into(), None));
+        assert_eq!(
+            window(Cycle::Total, "2026-11-23T00:00:00Z"),
+            ("1970-01-01T00:00:00Z".into(), None)
+        );
     }
 
     #[test]

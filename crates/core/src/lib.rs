@@ -15,6 +15,9 @@ pub use catalog::{Catalog, Model, Prices, Provider, TokenUsage, WireFormat};
 pub use cycle::{Cycle, Window};
 pub use money::Usd;
 pub use secret::{KeyHash, Secret, SpendKeyId, WalletId, WalletKeyId};
-pub use spend_key::{FieldError, KeyStatus, KeyUsage, Mode, RateLimit, RequestLimit, SpendKey, SpendKeyChanges, SpendLimit};
+pub use spend_key::{
+    FieldError, KeyStatus, KeyUsage, Mode, RateLimit, RequestLimit, SpendKey, SpendKeyChanges,
+    SpendLimit,
+};
 pub use timestamp::Timestamp;
 pub use wallet::{Wallet, WalletKey};

@@ -117,7 +117,11 @@ impl fmt::Display for Usd {
         let frac = abs % NANOS_PER_USD as u64;
         let digits = format!("{frac:09}");
         let trimmed = digits.trim_end_matches('0');
-        let shown = if trimmed.len() < 2 { &digits[..2] } else { trimmed };
+        let shown = if trimmed.len() < 2 {
+            &digits[..2]
+        } else {
+            trimmed
+        };
         write!(f, "{sign}{whole}.{shown}")
     }
 }

@@ -163,7 +163,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(param: impl Into<String>, reason: impl Into<String>) -> Self {
-        FieldError { param: param.into(), reason: reason.into() }
+        FieldError {
+            param: param.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -187,10 +190,15 @@ const FIELDS: [&str; 9] = [
 
 impl SpendKeyChanges {
     /// Parses a create (`name` required) or update (every field optional) body.
-    pub fn parse(body: &Value, mode: Mode, catalog: &Catalog, now: Timestamp) -> Result<Self, FieldError> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| FieldError::new("body", format!("must be a JSON object, got {}", kind(body))))?;
+    pub fn parse(
+        body: &Value,
+        mode: Mode,
+        catalog: &Catalog,
+        now: Timestamp,
+    ) -> Result<Self, FieldError> {
+        let obj = body.as_object().ok_or_else(|| {
+            FieldError::new("body", format!("must be a JSON object, got {}", kind(body)))
+        })?;
         if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(FieldError::new(
                 unknown.as_str(),
@@ -213,7 +221,9 @@ impl SpendKeyChanges {
             parse_names(v, "allowed_models", "model", |m| catalog.model(m).is_some())
         })?;
         c.allowed_providers = nullable(obj, "allowed_providers", |v| {
-            parse_names(v, "allowed_providers", "provider", |p| catalog.provider(p).is_some())
+            parse_names(v, "allowed_providers", "provider", |p| {
+                catalog.provider(p).is_some()
+            })
         })?;
         c.spend_limit = nullable(obj, "spend_limit", parse_spend_limit)?;
         c.request_limit = nullable(obj, "request_limit", parse_request_limit)?;
@@ -251,9 +261,20 @@ fn string<'a>(v: &'a Value, param: &str) -> Result<&'a str, FieldError> {
         .ok_or_else(|| FieldError::new(param, format!("must be a string, got {}", kind(v))))
 }
 
-fn object<'a>(v: &'a Value, param: &str, fields: &[&str]) -> Result<&'a Map<String, Value>, FieldError> {
+fn object<'a>(
+    v: &'a Value,
+    param: &str,
+    fields: &[&str],
+) -> Result<&'a Map<String, Value>, FieldError> {
     let obj = v.as_object().ok_or_else(|| {
-        FieldError::new(param, format!("must be an object like {{{}}} or null, got {}", fields.join(", "), kind(v)))
+        FieldError::new(
+            param,
+            format!(
+                "must be an object like {{{}}} or null, got {}",
+                fields.join(", "),
+                kind(v)
+            ),
+        )
     })?;
     if let Some(k) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
         return Err(FieldError::new(
@@ -271,10 +292,16 @@ fn parse_name(v: &Value) -> Result<String, FieldError> {
         return Err(FieldError::new("name", "must not be empty"));
     }
     if chars > NAME_MAX_CHARS {
-        return Err(FieldError::new("name", format!("is {chars} characters; at most {NAME_MAX_CHARS} are allowed")));
+        return Err(FieldError::new(
+            "name",
+            format!("is {chars} characters; at most {NAME_MAX_CHARS} are allowed"),
+        ));
     }
     if s.chars().any(char::is_control) {
-        return Err(FieldError::new("name", "must not contain control characters"));
+        return Err(FieldError::new(
+            "name",
+            "must not contain control characters",
+        ));
     }
     Ok(s.to_string())
 }
@@ -282,8 +309,15 @@ fn parse_name(v: &Value) -> Result<String, FieldError> {
 fn parse_status(v: &Value) -> Result<KeyStatus, FieldError> {
     let s = string(v, "status")?;
     KeyStatus::parse(s).ok_or_else(|| {
-        let hint = if s == "revoked" { " (revoke a key with DELETE /v1/spend_keys/{id})" } else { "" };
-        FieldError::new("status", format!("must be \"active\" or \"paused\", got {s:?}{hint}"))
+        let hint = if s == "revoked" {
+            " (revoke a key with DELETE /v1/spend_keys/{id})"
+        } else {
+            ""
+        };
+        FieldError::new(
+            "status",
+            format!("must be \"active\" or \"paused\", got {s:?}{hint}"),
+        )
     })
 }
 
@@ -298,23 +332,47 @@ fn parse_shape(v: &Value) -> Result<WireFormat, FieldError> {
     }
 }
 
-fn parse_names(v: &Value, param: &str, what: &str, known: impl Fn(&str) -> bool) -> Result<Vec<String>, FieldError> {
+fn parse_names(
+    v: &Value,
+    param: &str,
+    what: &str,
+    known: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, FieldError> {
     let items = v.as_array().ok_or_else(|| {
-        FieldError::new(param, format!("must be an array of {what} names, or null for all; got {}", kind(v)))
+        FieldError::new(
+            param,
+            format!(
+                "must be an array of {what} names, or null for all; got {}",
+                kind(v)
+            ),
+        )
     })?;
     if items.is_empty() {
-        return Err(FieldError::new(param, format!("must name at least one {what}, or be null to allow all")));
+        return Err(FieldError::new(
+            param,
+            format!("must name at least one {what}, or be null to allow all"),
+        ));
     }
     if items.len() > LIST_MAX_ITEMS {
-        return Err(FieldError::new(param, format!("has {} entries; at most {LIST_MAX_ITEMS}", items.len())));
+        return Err(FieldError::new(
+            param,
+            format!("has {} entries; at most {LIST_MAX_ITEMS}", items.len()),
+        ));
     }
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let p = format!("{param}[{i}]");
         let name = string(item, &p)?;
         if !known(name) {
-            let list = if what == "model" { "GET /v1/models lists them" } else { "see the catalog's providers" };
-            return Err(FieldError::new(p, format!("unknown {what} {name:?} ({list})")));
+            let list = if what == "model" {
+                "GET /v1/models lists them"
+            } else {
+                "see the catalog's providers"
+            };
+            return Err(FieldError::new(
+                p,
+                format!("unknown {what} {name:?} ({list})"),
+            ));
         }
         if !out.iter().any(|n| n == name) {
             out.push(name.to_string());
@@ -324,7 +382,8 @@ fn parse_names(v: &Value, param: &str, what: &str, known: impl Fn(&str) -> bool)
 }
 
 fn parse_cycle(v: Option<&Value>, param: &str) -> Result<Cycle, FieldError> {
-    let v = v.ok_or_else(|| FieldError::new(param, "is required: daily, weekly, monthly or total"))?;
+    let v =
+        v.ok_or_else(|| FieldError::new(param, "is required: daily, weekly, monthly or total"))?;
     string(v, param)?
         .parse()
         .map_err(|e: crate::cycle::CycleError| FieldError::new(param, e.to_string()))
@@ -333,14 +392,22 @@ fn parse_cycle(v: Option<&Value>, param: &str) -> Result<Cycle, FieldError> {
 fn parse_spend_limit(v: &Value) -> Result<SpendLimit, FieldError> {
     let obj = object(v, "spend_limit", &["amount", "cycle"])?;
     let amount = match obj.get("amount") {
-        None => return Err(FieldError::new("spend_limit.amount", "is required, a decimal string like \"50.00\"")),
+        None => {
+            return Err(FieldError::new(
+                "spend_limit.amount",
+                "is required, a decimal string like \"50.00\"",
+            ));
+        }
         Some(Value::String(s)) => {
             Usd::parse(s).map_err(|e| FieldError::new("spend_limit.amount", e.to_string()))?
         }
         Some(other) => {
             return Err(FieldError::new(
                 "spend_limit.amount",
-                format!("must be a decimal string like \"50.00\", got {}", kind(other)),
+                format!(
+                    "must be a decimal string like \"50.00\", got {}",
+                    kind(other)
+                ),
             ));
         }
     };
@@ -354,8 +421,13 @@ fn positive_int(v: &Value, param: &str, max: u64) -> Result<u64, FieldError> {
         Some(0) => Err(FieldError::new(param, "must be at least 1")),
         Some(n) if n <= max => Ok(n),
         Some(n) => Err(FieldError::new(param, format!("is {n}; at most {max}"))),
-        None if v.as_i64().is_some_and(|n| n < 0) => Err(FieldError::new(param, "must be at least 1")),
-        None => Err(FieldError::new(param, format!("must be a whole number, got {}", describe(v)))),
+        None if v.as_i64().is_some_and(|n| n < 0) => {
+            Err(FieldError::new(param, "must be at least 1"))
+        }
+        None => Err(FieldError::new(
+            param,
+            format!("must be a whole number, got {}", describe(v)),
+        )),
     }
 }
 
@@ -368,9 +440,9 @@ fn describe(v: &Value) -> String {
 
 fn parse_request_limit(v: &Value) -> Result<RequestLimit, FieldError> {
     let obj = object(v, "request_limit", &["count", "cycle"])?;
-    let count = obj
-        .get("count")
-        .ok_or_else(|| FieldError::new("request_limit.count", "is required, a whole number >= 1"))?;
+    let count = obj.get("count").ok_or_else(|| {
+        FieldError::new("request_limit.count", "is required, a whole number >= 1")
+    })?;
     let count = positive_int(count, "request_limit.count", REQUEST_LIMIT_MAX)?;
     let cycle = parse_cycle(obj.get("cycle"), "request_limit.cycle")?;
     Ok(RequestLimit { count, cycle })
@@ -378,9 +450,12 @@ fn parse_request_limit(v: &Value) -> Result<RequestLimit, FieldError> {
 
 fn parse_rate_limit(v: &Value) -> Result<RateLimit, FieldError> {
     let obj = object(v, "rate_limit", &["rpm", "burst"])?;
-    let rpm = obj
-        .get("rpm")
-        .ok_or_else(|| FieldError::new("rate_limit.rpm", "is required (requests per minute, >= 1); burst needs it"))?;
+    let rpm = obj.get("rpm").ok_or_else(|| {
+        FieldError::new(
+            "rate_limit.rpm",
+            "is required (requests per minute, >= 1); burst needs it",
+        )
+    })?;
     let rpm = positive_int(rpm, "rate_limit.rpm", u64::from(RPM_MAX))? as u32;
     let burst = match obj.get("burst") {
         None | Some(Value::Null) => None,
@@ -434,24 +509,61 @@ mod tests {
         assert_eq!(c.name.as_deref(), Some("Agent - Production"));
         assert_eq!(c.status, Some(KeyStatus::Paused));
         assert_eq!(c.request_shape, Some(WireFormat::Anthropic));
-        assert_eq!(c.allowed_models, Some(Some(vec!["gpt-4o-mini".into(), "claude-sonnet-4-20250514".into()])));
+        assert_eq!(
+            c.allowed_models,
+            Some(Some(vec![
+                "gpt-4o-mini".into(),
+                "claude-sonnet-4-20250514".into()
+            ]))
+        );
         assert_eq!(
             c.spend_limit,
-            Some(Some(SpendLimit { amount: Usd::parse("50").unwrap(), cycle: Cycle::Monthly }))
+            Some(Some(SpendLimit {
+                amount: Usd::parse("50").unwrap(),
+                cycle: Cycle::Monthly
+            }))
         );
-        assert_eq!(c.request_limit, Some(Some(RequestLimit { count: 1000, cycle: Cycle::Daily })));
-        assert_eq!(c.rate_limit, Some(Some(RateLimit { rpm: 60, burst: Some(10) })));
-        assert_eq!(c.expires_at, Some(Some(Timestamp::parse("2027-01-01T00:00:00Z").unwrap())));
+        assert_eq!(
+            c.request_limit,
+            Some(Some(RequestLimit {
+                count: 1000,
+                cycle: Cycle::Daily
+            }))
+        );
+        assert_eq!(
+            c.rate_limit,
+            Some(Some(RateLimit {
+                rpm: 60,
+                burst: Some(10)
+            }))
+        );
+        assert_eq!(
+            c.expires_at,
+            Some(Some(Timestamp::parse("2027-01-01T00:00:00Z").unwrap()))
+        );
     }
 
     #[test]
     fn update_distinguishes_absent_and_null() {
-        let c = parse(json!({"spend_limit": null, "rate_limit": {"rpm": 5}}), Mode::Update).unwrap();
+        let c = parse(
+            json!({"spend_limit": null, "rate_limit": {"rpm": 5}}),
+            Mode::Update,
+        )
+        .unwrap();
         assert_eq!(c.name, None);
         assert_eq!(c.spend_limit, Some(None));
         assert_eq!(c.request_limit, None);
-        assert_eq!(c.rate_limit, Some(Some(RateLimit { rpm: 5, burst: None })));
-        assert_eq!(parse(json!({}), Mode::Update).unwrap(), SpendKeyChanges::default());
+        assert_eq!(
+            c.rate_limit,
+            Some(Some(RateLimit {
+                rpm: 5,
+                burst: None
+            }))
+        );
+        assert_eq!(
+            parse(json!({}), Mode::Update).unwrap(),
+            SpendKeyChanges::default()
+        );
     }
 
     #[test]
@@ -464,38 +576,162 @@ mod tests {
             (json!({"name": "x".repeat(201)}), "name", "201 characters"),
             (json!({"name": 5}), "name", "must be a string"),
             (json!({"name": "a\u{0}b"}), "name", "control"),
-            (json!({"name": "a", "colour": "red"}), "colour", "unknown field"),
-            (json!({"name": "a", "status": "revoked"}), "status", "DELETE"),
+            (
+                json!({"name": "a", "colour": "red"}),
+                "colour",
+                "unknown field",
+            ),
+            (
+                json!({"name": "a", "status": "revoked"}),
+                "status",
+                "DELETE",
+            ),
             (json!({"name": "a", "status": true}), "status", "string"),
-            (json!({"name": "a", "request_shape": "google"}), "request_shape", "\"google\""),
-            (json!({"name": "a", "allowed_models": "gpt-4o"}), "allowed_models", "array"),
-            (json!({"name": "a", "allowed_models": []}), "allowed_models", "at least one"),
-            (json!({"name": "a", "allowed_models": ["gpt-nope"]}), "allowed_models[0]", "unknown model"),
-            (json!({"name": "a", "allowed_models": ["gpt-4o-mini", 3]}), "allowed_models[1]", "string"),
-            (json!({"name": "a", "allowed_providers": ["acme"]}), "allowed_providers[0]", "unknown provider"),
-            (json!({"name": "a", "spend_limit": "50"}), "spend_limit", "object"),
-            (json!({"name": "a", "spend_limit": {"cycle": "daily"}}), "spend_limit.amount", "required"),
-            (json!({"name": "a", "spend_limit": {"amount": 50, "cycle": "daily"}}), "spend_limit.amount", "decimal string"),
-            (json!({"name": "a", "spend_limit": {"amount": "-5", "cycle": "daily"}}), "spend_limit.amount", "negative"),
-            (json!({"name": "a", "spend_limit": {"amount": "abc", "cycle": "daily"}}), "spend_limit.amount", "not a decimal"),
-            (json!({"name": "a", "spend_limit": {"amount": "NaN", "cycle": "daily"}}), "spend_limit.amount", "not a decimal"),
-            (json!({"name": "a", "spend_limit": {"amount": "", "cycle": "daily"}}), "spend_limit.amount", "empty"),
-            (json!({"name": "a", "spend_limit": {"amount": "1e99", "cycle": "daily"}}), "spend_limit.amount", "not a decimal"),
-            (json!({"name": "a", "spend_limit": {"amount": "99999999999", "cycle": "daily"}}), "spend_limit.amount", "maximum"),
-            (json!({"name": "a", "spend_limit": {"amount": "5"}}), "spend_limit.cycle", "required"),
-            (json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "yearly"}}), "spend_limit.cycle", "\"yearly\""),
-            (json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "daily", "x": 1}}), "spend_limit.x", "unknown"),
-            (json!({"name": "a", "request_limit": {"count": 0, "cycle": "daily"}}), "request_limit.count", "at least 1"),
-            (json!({"name": "a", "request_limit": {"count": -3, "cycle": "daily"}}), "request_limit.count", "at least 1"),
-            (json!({"name": "a", "request_limit": {"count": 2.5, "cycle": "daily"}}), "request_limit.count", "whole number"),
-            (json!({"name": "a", "request_limit": {"count": "10", "cycle": "daily"}}), "request_limit.count", "whole number"),
-            (json!({"name": "a", "rate_limit": {"rpm": 0}}), "rate_limit.rpm", "at least 1"),
-            (json!({"name": "a", "rate_limit": {"burst": 5}}), "rate_limit.rpm", "required"),
-            (json!({"name": "a", "rate_limit": {"rpm": 5, "burst": 0}}), "rate_limit.burst", "at least 1"),
-            (json!({"name": "a", "rate_limit": {"rpm": 99999999999u64}}), "rate_limit.rpm", "at most"),
-            (json!({"name": "a", "expires_at": "2020-01-01T00:00:00Z"}), "expires_at", "in the past"),
-            (json!({"name": "a", "expires_at": "next week"}), "expires_at", "RFC 3339"),
-            (json!({"name": "a", "expires_at": 1700000000}), "expires_at", "string"),
+            (
+                json!({"name": "a", "request_shape": "google"}),
+                "request_shape",
+                "\"google\"",
+            ),
+            (
+                json!({"name": "a", "allowed_models": "gpt-4o"}),
+                "allowed_models",
+                "array",
+            ),
+            (
+                json!({"name": "a", "allowed_models": []}),
+                "allowed_models",
+                "at least one",
+            ),
+            (
+                json!({"name": "a", "allowed_models": ["gpt-nope"]}),
+                "allowed_models[0]",
+                "unknown model",
+            ),
+            (
+                json!({"name": "a", "allowed_models": ["gpt-4o-mini", 3]}),
+                "allowed_models[1]",
+                "string",
+            ),
+            (
+                json!({"name": "a", "allowed_providers": ["acme"]}),
+                "allowed_providers[0]",
+                "unknown provider",
+            ),
+            (
+                json!({"name": "a", "spend_limit": "50"}),
+                "spend_limit",
+                "object",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"cycle": "daily"}}),
+                "spend_limit.amount",
+                "required",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"amount": 50, "cycle": "daily"}}),
+                "spend_limit.amount",
+                "decimal string",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"amount": "-5", "cycle": "daily"}}),
+                "spend_limit.amount",
+                "negative",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"amount": "abc", "cycle": "daily"}}),
+                "spend_limit.amount",
+                "not a decimal",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"amount": "NaN", "cycle": "daily"}}),
+                "spend_limit.amount",
+                "not a decimal",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"amount": "", "cycle": "daily"}}),
+                "spend_limit.amount",
+                "empty",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"amount": "1e99", "cycle": "daily"}}),
+                "spend_limit.amount",
+                "not a decimal",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"amount": "99999999999", "cycle": "daily"}}),
+                "spend_limit.amount",
+                "maximum",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"amount": "5"}}),
+                "spend_limit.cycle",
+                "required",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "yearly"}}),
+                "spend_limit.cycle",
+                "\"yearly\"",
+            ),
+            (
+                json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "daily", "x": 1}}),
+                "spend_limit.x",
+                "unknown",
+            ),
+            (
+                json!({"name": "a", "request_limit": {"count": 0, "cycle": "daily"}}),
+                "request_limit.count",
+                "at least 1",
+            ),
+            (
+                json!({"name": "a", "request_limit": {"count": -3, "cycle": "daily"}}),
+                "request_limit.count",
+                "at least 1",
+            ),
+            (
+                json!({"name": "a", "request_limit": {"count": 2.5, "cycle": "daily"}}),
+                "request_limit.count",
+                "whole number",
+            ),
+            (
+                json!({"name": "a", "request_limit": {"count": "10", "cycle": "daily"}}),
+                "request_limit.count",
+                "whole number",
+            ),
+            (
+                json!({"name": "a", "rate_limit": {"rpm": 0}}),
+                "rate_limit.rpm",
+                "at least 1",
+            ),
+            (
+                json!({"name": "a", "rate_limit": {"burst": 5}}),
+                "rate_limit.rpm",
+                "required",
+            ),
+            (
+                json!({"name": "a", "rate_limit": {"rpm": 5, "burst": 0}}),
+                "rate_limit.burst",
+                "at least 1",
+            ),
+            (
+                json!({"name": "a", "rate_limit": {"rpm": 99999999999u64}}),
+                "rate_limit.rpm",
+                "at most",
+            ),
+            (
+                json!({"name": "a", "expires_at": "2020-01-01T00:00:00Z"}),
+                "expires_at",
+                "in the past",
+            ),
+            (
+                json!({"name": "a", "expires_at": "next week"}),
+                "expires_at",
+                "RFC 3339",
+            ),
+            (
+                json!({"name": "a", "expires_at": 1700000000}),
+                "expires_at",
+                "string",
+            ),
         ];
         for (body, param, reason) in cases {
             let err = parse(body.clone(), Mode::Create).unwrap_err();
@@ -514,7 +750,10 @@ mod tests {
             request_shape: WireFormat::OpenAi,
             allowed_models: None,
             allowed_providers: None,
-            spend_limit: Some(SpendLimit { amount: Usd::parse("5").unwrap(), cycle: Cycle::Daily }),
+            spend_limit: Some(SpendLimit {
+                amount: Usd::parse("5").unwrap(),
+                cycle: Cycle::Daily,
+            }),
             request_limit: None,
             rate_limit: None,
             expires_at: None,
@@ -526,12 +765,18 @@ mod tests {
             version: 1,
         };
         let before = key.clone();
-        key.apply(parse(json!({"name": "b"}), Mode::Update).unwrap(), now().plus_millis(5));
+        key.apply(
+            parse(json!({"name": "b"}), Mode::Update).unwrap(),
+            now().plus_millis(5),
+        );
         assert_eq!(key.name, "b");
         assert_eq!(key.spend_limit, before.spend_limit);
         assert_eq!(key.version, 2);
         assert_eq!(key.spend_cycle(), Cycle::Daily);
-        key.apply(parse(json!({"spend_limit": null}), Mode::Update).unwrap(), now());
+        key.apply(
+            parse(json!({"spend_limit": null}), Mode::Update).unwrap(),
+            now(),
+        );
         assert_eq!(key.spend_limit, None);
         assert_eq!(key.spend_cycle(), Cycle::Monthly);
         assert_eq!(key.key_hash, before.key_hash);

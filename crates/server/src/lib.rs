@@ -1,1 +1,118 @@
+//! spendgate's HTTP server: the wallet API today, the gateway endpoints next. Handlers
+//! are thin: parse, call the logic (`wallet_api::keys`, `spendgate-core`), render.
+#![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod random;
+pub mod state;
+pub mod wallet_api;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use error::{ApiError, ErrorKind};
+use serde_json::json;
+use state::AppState;
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+/// The whole application.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(wallet_api::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body::WALLET_API_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+pub async fn run(state: AppState, listener: TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "store not reachable");
+            ApiError::new(ErrorKind::Unavailable, "the store is not reachable").into_response()
+        }
+    }
+}
+
+/// 404 that says which base URL a tool should use when the path is a known mistake.
+async fn not_found(uri: Uri) -> ApiError {
+    let path = uri.path();
+    let hint = if path.starts_with("/v1/v1/") {
+        " (the base URL ends in /v1 twice: for OpenAI-format tools use http://HOST:PORT/v1, for Anthropic-format tools http://HOST:PORT)"
+    } else if path == "/chat/completions"
+        || path == "/responses"
+        || path == "/embeddings"
+        || path == "/models"
+    {
+        " (OpenAI-format tools need the base URL http://HOST:PORT/v1, with /v1)"
+    } else if path == "/messages" || path.starts_with("/messages/") {
+        " (Anthropic-format tools need the base URL http://HOST:PORT, without /v1: the SDK appends /v1/messages)"
+    } else {
+        ""
+    };
+    ApiError::not_found(format!("no route for {path}{hint}"))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// One log line per request: method, path (never the query or headers), status, time.
+async fn log_request(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        us = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}

@@ -1,1 +1,71 @@
-fn main() {}
+//! The `spendgate` binary: `serve` runs the gateway, `wallets` bootstraps wallets on
+//! the store directly, `keys` manages spend keys through the wallet API.
+#![forbid(unsafe_code)]
+
+/// `println!` that ignores a closed stdout (`spendgate keys list | head`) instead of
+/// panicking on the broken pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod keys;
+mod serve;
+mod table;
+mod wallets;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "spendgate",
+    version,
+    about = "A self-hosted AI gateway with spend keys: scoped, metered, capped API keys for OpenAI and Anthropic"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (wallet API; embedded SQLite by default).
+    Serve(serve::ServeArgs),
+    /// Create and list wallets and their API keys (works on the store directly).
+    #[command(subcommand)]
+    Wallets(wallets::WalletsCommand),
+    /// Manage spend keys through the wallet API (needs SPENDGATE_WALLET_KEY).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Wallets(cmd) => wallets::run(cmd).await,
+            Command::Keys(cmd) => keys::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

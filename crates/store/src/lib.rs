@@ -9,7 +9,8 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use spendgate_core::{
-    KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId,
+    KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, TokenUsage, Usd, Wallet, WalletId,
+    WalletKey, WalletKeyId,
 };
 use std::sync::Arc;
 
@@ -17,7 +18,9 @@ use std::sync::Arc;
 pub enum StoreError {
     #[error("database URL {0:?} is not supported; use sqlite://PATH")]
     UnsupportedUrl(String),
-    #[error("the database schema is version {found}, newer than this spendgate knows ({known}); upgrade spendgate")]
+    #[error(
+        "the database schema is version {found}, newer than this spendgate knows ({known}); upgrade spendgate"
+    )]
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -54,25 +57,44 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Creates a wallet together with its first API key, atomically.
-    async fn create_wallet(&self, wallet: &Wallet, first_key: &WalletKey) -> Result<(), StoreError>;
+    async fn create_wallet(&self, wallet: &Wallet, first_key: &WalletKey)
+    -> Result<(), StoreError>;
     async fn list_wallets(&self) -> Result<Vec<Wallet>, StoreError>;
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError>;
 
     async fn insert_wallet_key(&self, key: &WalletKey) -> Result<(), StoreError>;
     async fn list_wallet_keys(&self, wallet: &WalletId) -> Result<Vec<WalletKey>, StoreError>;
     /// Marks a wallet key revoked; false if it does not exist in that wallet or is revoked.
-    async fn revoke_wallet_key(&self, wallet: &WalletId, id: &WalletKeyId, at: Timestamp) -> Result<bool, StoreError>;
+    async fn revoke_wallet_key(
+        &self,
+        wallet: &WalletId,
+        id: &WalletKeyId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// An unrevoked wallet key by the hash of its secret.
     async fn wallet_key_by_hash(&self, hash: &KeyHash) -> Result<Option<WalletKey>, StoreError>;
 
     async fn insert_spend_key(&self, key: &SpendKey) -> Result<(), StoreError>;
     /// An unrevoked spend key of `wallet` (another wallet's key is `None`, as unknown).
-    async fn spend_key(&self, wallet: &WalletId, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError>;
+    async fn spend_key(
+        &self,
+        wallet: &WalletId,
+        id: &SpendKeyId,
+    ) -> Result<Option<SpendKey>, StoreError>;
     /// Unrevoked keys of `wallet`, newest first, created before `before` (a `seq`).
-    async fn list_spend_keys(&self, wallet: &WalletId, before: Option<i64>, limit: u32) -> Result<Vec<Listed>, StoreError>;
+    async fn list_spend_keys(
+        &self,
+        wallet: &WalletId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Listed>, StoreError>;
     /// Writes `key` if the stored row still has `expected_version` and is not revoked;
     /// false otherwise (a concurrent change won: re-read and try again).
-    async fn update_spend_key(&self, key: &SpendKey, expected_version: i64) -> Result<bool, StoreError>;
+    async fn update_spend_key(
+        &self,
+        key: &SpendKey,
+        expected_version: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Appends request records and their daily aggregates in one transaction.
     async fn record_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError>;
@@ -88,7 +110,10 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store a URL names (`sqlite://PATH`; PostgreSQL in cluster mode later),
 /// applying migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))

@@ -72,7 +72,8 @@ pub struct TokenUsage {
 impl Prices {
     /// The cost of `usage`, rounded up to the next nano-dollar (never undercharge).
     pub fn cost(&self, usage: &TokenUsage) -> Usd {
-        let part = |tokens: u64, per_million: Usd| i128::from(tokens) * i128::from(per_million.nanos());
+        let part =
+            |tokens: u64, per_million: Usd| i128::from(tokens) * i128::from(per_million.nanos());
         let total = part(usage.input, self.input)
             + part(usage.cached_input, self.cached_input.unwrap_or(self.input))
             + part(usage.cache_write, self.cache_write.unwrap_or(self.input))
@@ -138,13 +139,20 @@ pub enum CatalogError {
     #[error("catalog is not valid TOML: {0}")]
     Toml(String),
     #[error("model {model}: {field} {source}")]
-    Price { model: String, field: &'static str, source: MoneyError },
+    Price {
+        model: String,
+        field: &'static str,
+        source: MoneyError,
+    },
     #[error("model {model}: `{field}` is required for a model the catalog does not have")]
     Missing { model: String, field: &'static str },
     #[error("model {model}: provider {provider:?} is not defined")]
     UnknownProvider { model: String, provider: String },
     #[error("provider {provider}: `{field}` is required for a provider the catalog does not have")]
-    MissingProviderField { provider: String, field: &'static str },
+    MissingProviderField {
+        provider: String,
+        field: &'static str,
+    },
     #[error("model id or alias {0:?} appears twice")]
     Duplicate(String),
 }
@@ -167,12 +175,17 @@ impl Catalog {
     }
 
     pub fn empty() -> Catalog {
-        Catalog { providers: Vec::new(), models: Vec::new(), index: HashMap::new() }
+        Catalog {
+            providers: Vec::new(),
+            models: Vec::new(),
+            index: HashMap::new(),
+        }
     }
 
     /// Applies a catalog file in TOML on top of this catalog.
     pub fn with_toml(self, text: &str) -> Result<Catalog, CatalogError> {
-        let file: CatalogFile = toml::from_str(text).map_err(|e| CatalogError::Toml(e.to_string()))?;
+        let file: CatalogFile =
+            toml::from_str(text).map_err(|e| CatalogError::Toml(e.to_string()))?;
         self.with_file(file)
     }
 
@@ -196,7 +209,10 @@ impl Catalog {
             p.api_key_env = e.api_key_env.unwrap_or_else(|| p.api_key_env.clone());
             return Ok(());
         }
-        let missing = |field| CatalogError::MissingProviderField { provider: e.name.clone(), field };
+        let missing = |field| CatalogError::MissingProviderField {
+            provider: e.name.clone(),
+            field,
+        };
         let base_url = e.base_url.clone().ok_or_else(|| missing("base_url"))?;
         let api_key_env = e
             .api_key_env
@@ -212,18 +228,29 @@ impl Catalog {
     }
 
     fn apply_model(&mut self, e: ModelEntry) -> Result<(), CatalogError> {
-        let price = |field: &'static str, v: &Option<String>| -> Result<Option<Usd>, CatalogError> {
-            v.as_deref()
-                .map(Usd::parse)
-                .transpose()
-                .map_err(|source| CatalogError::Price { model: e.id.clone(), field, source })
-        };
+        let price =
+            |field: &'static str, v: &Option<String>| -> Result<Option<Usd>, CatalogError> {
+                v.as_deref()
+                    .map(Usd::parse)
+                    .transpose()
+                    .map_err(|source| CatalogError::Price {
+                        model: e.id.clone(),
+                        field,
+                        source,
+                    })
+            };
         let (input, output) = (price("input", &e.input)?, price("output", &e.output)?);
-        let (cached_input, cache_write) = (price("cached_input", &e.cached_input)?, price("cache_write", &e.cache_write)?);
+        let (cached_input, cache_write) = (
+            price("cached_input", &e.cached_input)?,
+            price("cache_write", &e.cache_write)?,
+        );
         if let Some(p) = &e.provider
             && !self.providers.iter().any(|x| &x.name == p)
         {
-            return Err(CatalogError::UnknownProvider { model: e.id.clone(), provider: p.clone() });
+            return Err(CatalogError::UnknownProvider {
+                model: e.id.clone(),
+                provider: p.clone(),
+            });
         }
         if let Some(m) = self.models.iter_mut().find(|m| m.id == e.id) {
             m.provider = e.provider.unwrap_or_else(|| m.provider.clone());
@@ -238,7 +265,10 @@ impl Catalog {
             m.aliases.extend(e.aliases);
             return Ok(());
         }
-        let missing = |field| CatalogError::Missing { model: e.id.clone(), field };
+        let missing = |field| CatalogError::Missing {
+            model: e.id.clone(),
+            field,
+        };
         let provider = e.provider.clone().ok_or_else(|| missing("provider"))?;
         let input = input.ok_or_else(|| missing("input"))?;
         let output = output.ok_or_else(|| missing("output"))?;
@@ -246,7 +276,12 @@ impl Catalog {
             id: e.id,
             provider,
             kind: e.kind.unwrap_or(ModelKind::Chat),
-            prices: Prices { input, output, cached_input, cache_write },
+            prices: Prices {
+                input,
+                output,
+                cached_input,
+                cache_write,
+            },
             max_output_tokens: e.max_output_tokens,
             context_window: e.context_window,
             created: e.created.unwrap_or(0),
@@ -300,25 +335,55 @@ mod tests {
 
     #[test]
     fn builtin_catalog_is_valid_and_has_the_seed_models() {
-        let c = Catalog::empty().with_toml(BUILTIN).expect("built-in catalog parses");
-        for id in ["gpt-4o-mini", "claude-sonnet-4-20250514", "text-embedding-3-small"] {
+        let c = Catalog::empty()
+            .with_toml(BUILTIN)
+            .expect("built-in catalog parses");
+        for id in [
+            "gpt-4o-mini",
+            "claude-sonnet-4-20250514",
+            "text-embedding-3-small",
+        ] {
             assert!(c.model(id).is_some(), "{id} missing");
         }
         assert_eq!(c.model("gpt-4o-mini").unwrap().provider, "openai");
-        assert_eq!(c.model("claude-sonnet-4-20250514").unwrap().provider, "anthropic");
+        assert_eq!(
+            c.model("claude-sonnet-4-20250514").unwrap().provider,
+            "anthropic"
+        );
         assert_eq!(c.model("openai/gpt-4o-mini").unwrap().id, "gpt-4o-mini");
         assert!(c.model("anthropic/gpt-4o-mini").is_none());
-        for name in ["openai", "anthropic", "groq", "mistral", "deepseek", "xai", "together", "fireworks"] {
-            let p = c.provider(name).unwrap_or_else(|| panic!("provider {name} missing"));
+        for name in [
+            "openai",
+            "anthropic",
+            "groq",
+            "mistral",
+            "deepseek",
+            "xai",
+            "together",
+            "fireworks",
+        ] {
+            let p = c
+                .provider(name)
+                .unwrap_or_else(|| panic!("provider {name} missing"));
             assert!(p.base_url.starts_with("https://"), "{name}");
-            assert!(c.models().iter().any(|m| m.provider == name), "no model for {name}");
+            assert!(
+                c.models().iter().any(|m| m.provider == name),
+                "no model for {name}"
+            );
         }
-        assert_eq!(c.provider("anthropic").unwrap().format, WireFormat::Anthropic);
+        assert_eq!(
+            c.provider("anthropic").unwrap().format,
+            WireFormat::Anthropic
+        );
         for m in c.models() {
             assert!(c.provider(&m.provider).is_some(), "{}", m.id);
             if m.kind == ModelKind::Chat {
                 assert!(m.prices.output > Usd::ZERO, "{} has no output price", m.id);
-                assert!(m.max_output_tokens.is_some(), "{} has no max_output_tokens", m.id);
+                assert!(
+                    m.max_output_tokens.is_some(),
+                    "{} has no max_output_tokens",
+                    m.id
+                );
             }
         }
     }
@@ -355,9 +420,18 @@ mod tests {
     #[test]
     fn bad_operator_entries_are_named() {
         let err = |t: &str| Catalog::builtin().with_toml(t).unwrap_err().to_string();
-        assert!(err("[[model]]\nid = \"x\"\nprovider = \"openai\"\noutput = \"1\"").contains("`input` is required"));
-        assert!(err("[[model]]\nid = \"x\"\nprovider = \"nope\"\ninput = \"1\"\noutput = \"1\"").contains("\"nope\""));
-        assert!(err("[[model]]\nid = \"gpt-4o-mini\"\ninput = \"-1\"").contains("input must not be negative"));
+        assert!(
+            err("[[model]]\nid = \"x\"\nprovider = \"openai\"\noutput = \"1\"")
+                .contains("`input` is required")
+        );
+        assert!(
+            err("[[model]]\nid = \"x\"\nprovider = \"nope\"\ninput = \"1\"\noutput = \"1\"")
+                .contains("\"nope\"")
+        );
+        assert!(
+            err("[[model]]\nid = \"gpt-4o-mini\"\ninput = \"-1\"")
+                .contains("input must not be negative")
+        );
         assert!(err("[[model]]\nid = \"x\"\nprice = \"1\"").contains("unknown field"));
         assert!(err("[[model]]\nid = \"x\"\nprovider = \"openai\"\ninput = \"1\"\noutput = \"1\"\naliases = [\"gpt-4o-mini\"]").contains("appears twice"));
     }
@@ -370,15 +444,47 @@ mod tests {
             cached_input: Some(Usd::parse("0.30").unwrap()),
             cache_write: Some(Usd::parse("3.75").unwrap()),
         };
-        let u = TokenUsage { input: 1000, cached_input: 2000, cache_write: 100, output: 500 };
+        let u = TokenUsage {
+            input: 1000,
+            cached_input: 2000,
+            cache_write: 100,
+            output: 500,
+        };
         // 1000*3 + 2000*0.3 + 100*3.75 + 500*15 = 3000 + 600 + 375 + 7500 = 11475 micro-dollars
         assert_eq!(p.cost(&u), Usd::from_nanos(11_475_000));
-        let tiny = Prices { input: Usd::parse("0.15").unwrap(), ..Prices::default() };
-        assert_eq!(tiny.cost(&TokenUsage { input: 1, ..Default::default() }), Usd::from_nanos(150));
-        let odd = Prices { input: Usd::parse("0.0375").unwrap(), ..Prices::default() };
-        assert_eq!(odd.cost(&TokenUsage { input: 1, ..Default::default() }), Usd::from_nanos(38));
+        let tiny = Prices {
+            input: Usd::parse("0.15").unwrap(),
+            ..Prices::default()
+        };
+        assert_eq!(
+            tiny.cost(&TokenUsage {
+                input: 1,
+                ..Default::default()
+            }),
+            Usd::from_nanos(150)
+        );
+        let odd = Prices {
+            input: Usd::parse("0.0375").unwrap(),
+            ..Prices::default()
+        };
+        assert_eq!(
+            odd.cost(&TokenUsage {
+                input: 1,
+                ..Default::default()
+            }),
+            Usd::from_nanos(38)
+        );
         // Cached tokens fall back to the input price where there is no cached price.
-        let plain = Prices { input: Usd::parse("2").unwrap(), ..Prices::default() };
-        assert_eq!(plain.cost(&TokenUsage { cached_input: 10, ..Default::default() }), Usd::from_nanos(20_000));
+        let plain = Prices {
+            input: Usd::parse("2").unwrap(),
+            ..Prices::default()
+        };
+        assert_eq!(
+            plain.cost(&TokenUsage {
+                cached_input: 10,
+                ..Default::default()
+            }),
+            Usd::from_nanos(20_000)
+        );
     }
 }

@@ -6,10 +6,12 @@ mod migrate;
 use crate::{Listed, RequestRecord, Store, StoreError};
 use async_trait::async_trait;
 use spendgate_core::{
-    Cycle, KeyHash, KeyStatus, KeyUsage, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit, Timestamp, Usd,
-    Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
+    Cycle, KeyHash, KeyStatus, KeyUsage, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit,
+    Timestamp, Usd, Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
@@ -22,8 +24,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if need be) the database file at `path` and migrates it.
     pub async fn open(path: &str) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| sqlx::Error::Io(e))?;
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -32,7 +37,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         migrate::run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -56,7 +64,9 @@ fn hash_of(row: &SqliteRow) -> Result<KeyHash, StoreError> {
 }
 
 fn names_to_json(names: &Option<Vec<String>>) -> Option<String> {
-    names.as_ref().map(|n| serde_json::Value::from(n.clone()).to_string())
+    names
+        .as_ref()
+        .map(|n| serde_json::Value::from(n.clone()).to_string())
 }
 
 fn names_from_json(text: Option<String>) -> Result<Option<Vec<String>>, StoreError> {
@@ -65,24 +75,43 @@ fn names_from_json(text: Option<String>) -> Result<Option<Vec<String>>, StoreErr
 }
 
 fn cycle(text: Option<String>) -> Result<Option<Cycle>, StoreError> {
-    text.map(|c| Cycle::from_str(&c).map_err(corrupt)).transpose()
+    text.map(|c| Cycle::from_str(&c).map_err(corrupt))
+        .transpose()
 }
 
 fn spend_key_from_row(row: &SqliteRow) -> Result<Listed, StoreError> {
     let status: String = row.try_get("status")?;
     let shape: String = row.try_get("request_shape")?;
-    let spend_limit = match (row.try_get::<Option<i64>, _>("spend_limit_nanos")?, cycle(row.try_get("spend_limit_cycle")?)?) {
-        (Some(nanos), Some(cycle)) => Some(SpendLimit { amount: Usd::from_nanos(nanos), cycle }),
+    let spend_limit = match (
+        row.try_get::<Option<i64>, _>("spend_limit_nanos")?,
+        cycle(row.try_get("spend_limit_cycle")?)?,
+    ) {
+        (Some(nanos), Some(cycle)) => Some(SpendLimit {
+            amount: Usd::from_nanos(nanos),
+            cycle,
+        }),
         _ => None,
     };
-    let request_limit = match (row.try_get::<Option<i64>, _>("request_limit_count")?, cycle(row.try_get("request_limit_cycle")?)?) {
-        (Some(count), Some(cycle)) => Some(RequestLimit { count: count as u64, cycle }),
+    let request_limit = match (
+        row.try_get::<Option<i64>, _>("request_limit_count")?,
+        cycle(row.try_get("request_limit_cycle")?)?,
+    ) {
+        (Some(count), Some(cycle)) => Some(RequestLimit {
+            count: count as u64,
+            cycle,
+        }),
         _ => None,
     };
-    let rate_limit = row.try_get::<Option<i64>, _>("rate_limit_rpm")?.map(|rpm| RateLimit {
-        rpm: rpm as u32,
-        burst: row.try_get::<Option<i64>, _>("rate_limit_burst").ok().flatten().map(|b| b as u32),
-    });
+    let rate_limit = row
+        .try_get::<Option<i64>, _>("rate_limit_rpm")?
+        .map(|rpm| RateLimit {
+            rpm: rpm as u32,
+            burst: row
+                .try_get::<Option<i64>, _>("rate_limit_burst")
+                .ok()
+                .flatten()
+                .map(|b| b as u32),
+        });
     let key = SpendKey {
         id: SpendKeyId::new(row.try_get::<String, _>("id")?),
         wallet_id: WalletId::new(row.try_get::<String, _>("wallet_id")?),
@@ -106,7 +135,10 @@ fn spend_key_from_row(row: &SqliteRow) -> Result<Listed, StoreError> {
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
         version: row.try_get("version")?,
     };
-    Ok(Listed { seq: row.try_get("seq")?, key })
+    Ok(Listed {
+        seq: row.try_get("seq")?,
+        key,
+    })
 }
 
 fn wallet_key_from_row(row: &SqliteRow) -> Result<WalletKey, StoreError> {
@@ -183,7 +215,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_wallet(&self, wallet: &Wallet, first_key: &WalletKey) -> Result<(), StoreError> {
+    async fn create_wallet(
+        &self,
+        wallet: &Wallet,
+        first_key: &WalletKey,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO wallets (id, name, created_at) VALUES (?, ?, ?)")
             .bind(wallet.id.as_str())
@@ -216,14 +252,20 @@ impl Store for SqliteStore {
     }
 
     async fn list_wallet_keys(&self, wallet: &WalletId) -> Result<Vec<WalletKey>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM wallet_keys WHERE wallet_id = ? ORDER BY created_at, id")
-            .bind(wallet.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM wallet_keys WHERE wallet_id = ? ORDER BY created_at, id")
+                .bind(wallet.as_str())
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(wallet_key_from_row).collect()
     }
 
-    async fn revoke_wallet_key(&self, wallet: &WalletId, id: &WalletKeyId, at: Timestamp) -> Result<bool, StoreError> {
+    async fn revoke_wallet_key(
+        &self,
+        wallet: &WalletId,
+        id: &WalletKeyId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE wallet_keys SET revoked_at = ? WHERE id = ? AND wallet_id = ? AND revoked_at IS NULL",
         )
@@ -236,10 +278,11 @@ impl Store for SqliteStore {
     }
 
     async fn wallet_key_by_hash(&self, hash: &KeyHash) -> Result<Option<WalletKey>, StoreError> {
-        let row = sqlx::query("SELECT * FROM wallet_keys WHERE key_hash = ? AND revoked_at IS NULL")
-            .bind(&hash.0[..])
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT * FROM wallet_keys WHERE key_hash = ? AND revoked_at IS NULL")
+                .bind(&hash.0[..])
+                .fetch_optional(&self.pool)
+                .await?;
         let key = row.as_ref().map(wallet_key_from_row).transpose()?;
         Ok(key.filter(|k| k.key_hash.ct_eq(hash)))
     }
@@ -250,22 +293,38 @@ impl Store for SqliteStore {
             SPEND_KEY_COLUMNS.trim_start_matches("seq, "),
             ["?"; 20].join(", ")
         );
-        bind_spend_key(sqlx::query(&sql), key).execute(&self.pool).await?;
+        bind_spend_key(sqlx::query(&sql), key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    async fn spend_key(&self, wallet: &WalletId, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError> {
-        let sql =
-            format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE id = ? AND wallet_id = ? AND revoked_at IS NULL");
+    async fn spend_key(
+        &self,
+        wallet: &WalletId,
+        id: &SpendKeyId,
+    ) -> Result<Option<SpendKey>, StoreError> {
+        let sql = format!(
+            "SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE id = ? AND wallet_id = ? AND revoked_at IS NULL"
+        );
         let row = sqlx::query(&sql)
             .bind(id.as_str())
             .bind(wallet.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(spend_key_from_row).transpose()?.map(|l| l.key))
+        Ok(row
+            .as_ref()
+            .map(spend_key_from_row)
+            .transpose()?
+            .map(|l| l.key))
     }
 
-    async fn list_spend_keys(&self, wallet: &WalletId, before: Option<i64>, limit: u32) -> Result<Vec<Listed>, StoreError> {
+    async fn list_spend_keys(
+        &self,
+        wallet: &WalletId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Listed>, StoreError> {
         let sql = format!(
             "SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE wallet_id = ? AND revoked_at IS NULL AND seq < ? \
              ORDER BY seq DESC LIMIT ?"
@@ -279,7 +338,11 @@ impl Store for SqliteStore {
         rows.iter().map(spend_key_from_row).collect()
     }
 
-    async fn update_spend_key(&self, key: &SpendKey, expected_version: i64) -> Result<bool, StoreError> {
+    async fn update_spend_key(
+        &self,
+        key: &SpendKey,
+        expected_version: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE spend_keys SET name = ?, status = ?, request_shape = ?, allowed_models = ?, \
              allowed_providers = ?, spend_limit_nanos = ?, spend_limit_cycle = ?, request_limit_count = ?, \
@@ -391,4 +454,3 @@ impl Store for SqliteStore {
         })
     }
 }
-

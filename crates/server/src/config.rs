@@ -1,0 +1,232 @@
+//! Configuration: a TOML file (every key optional, unknown keys are errors), then
+//! environment variables and command-line flags on top, validated once into [`Config`].
+
+use serde::Deserialize;
+use spendgate_core::Catalog;
+use spendgate_core::catalog::{ModelEntry, ProviderEntry};
+use spendgate_core::secret::{SPEND_KEY_PREFIX, WALLET_KEY_PREFIX};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The config file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub listen: Option<String>,
+    pub database: Option<String>,
+    #[serde(default)]
+    pub keys: KeysSection,
+    /// Providers to add, or fields of built-in ones to override.
+    #[serde(default)]
+    pub provider: Vec<ProviderEntry>,
+    /// Models to add, or prices of built-in ones to override.
+    #[serde(default)]
+    pub model: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    pub spend_key_prefix: Option<String>,
+    pub wallet_key_prefix: Option<String>,
+}
+
+/// What the command line and environment said (each `None` when not given).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub database: Option<String>,
+    pub config: Option<PathBuf>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub spend_key_prefix: String,
+    pub wallet_key_prefix: String,
+    pub catalog: Catalog,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("listen address {0:?} is not HOST:PORT with an IP host, like 127.0.0.1:8080")]
+    Listen(String),
+    #[error("keys.{field} {value:?} must be 3 to 32 characters of letters, digits and _")]
+    Prefix { field: &'static str, value: String },
+    #[error("keys.spend_key_prefix and keys.wallet_key_prefix must differ")]
+    SamePrefix,
+    #[error("config file {path}: {source}")]
+    Catalog {
+        path: PathBuf,
+        source: spendgate_core::catalog::CatalogError,
+    },
+}
+
+impl Config {
+    /// Reads the config file named by `o.config` (if any) and applies `o` on top.
+    pub fn load(o: &Overrides) -> Result<Config, ConfigError> {
+        let (file, path) = match &o.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                (file, path.clone())
+            }
+            None => (ConfigFile::default(), PathBuf::from("(none)")),
+        };
+        Config::resolve(file, &path, o)
+    }
+
+    fn resolve(file: ConfigFile, path: &Path, o: &Overrides) -> Result<Config, ConfigError> {
+        let listen_text = o
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text
+            .parse()
+            .map_err(|_| ConfigError::Listen(listen_text.clone()))?;
+        let database_url = o
+            .database
+            .clone()
+            .or(file.database)
+            .unwrap_or_else(default_database_url);
+        let prefix = |field, value: Option<String>, default: &str| {
+            let value = value.unwrap_or_else(|| default.to_string());
+            let ok = (3..=32).contains(&value.len())
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if ok {
+                Ok(value)
+            } else {
+                Err(ConfigError::Prefix { field, value })
+            }
+        };
+        let spend_key_prefix = prefix(
+            "spend_key_prefix",
+            file.keys.spend_key_prefix,
+            SPEND_KEY_PREFIX,
+        )?;
+        let wallet_key_prefix = prefix(
+            "wallet_key_prefix",
+            file.keys.wallet_key_prefix,
+            WALLET_KEY_PREFIX,
+        )?;
+        if spend_key_prefix == wallet_key_prefix {
+            return Err(ConfigError::SamePrefix);
+        }
+        let catalog = Catalog::builtin()
+            .with_file(spendgate_core::catalog::CatalogFile {
+                provider: file.provider,
+                model: file.model,
+            })
+            .map_err(|source| ConfigError::Catalog {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Config {
+            listen,
+            database_url,
+            spend_key_prefix,
+            wallet_key_prefix,
+            catalog,
+        })
+    }
+}
+
+/// `sqlite://<data dir>/spendgate.db`, the data dir being `$SPENDGATE_DATA_DIR`,
+/// else `$XDG_DATA_HOME/spendgate`, else `~/.local/share/spendgate`, else
+/// `./spendgate-data`.
+pub fn default_database_url() -> String {
+    let dir = std::env::var_os("SPENDGATE_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("spendgate")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/spendgate"))
+        })
+        .unwrap_or_else(|| PathBuf::from("spendgate-data"));
+    format!("sqlite://{}", dir.join("spendgate.db").display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(toml_text: &str, o: Overrides) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(toml_text).map_err(|e| ConfigError::Parse {
+            path: "t".into(),
+            message: e.to_string(),
+        })?;
+        Config::resolve(file, Path::new("t.toml"), &o)
+    }
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let c = resolve(
+            "listen = \"0.0.0.0:9000\"\ndatabase = \"sqlite://a.db\"",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.database_url, "sqlite://a.db");
+        let o = Overrides {
+            listen: Some("127.0.0.1:1".into()),
+            database: Some("sqlite://b.db".into()),
+            config: None,
+        };
+        let c = resolve("listen = \"0.0.0.0:9000\"", o).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(c.database_url, "sqlite://b.db");
+        let c = resolve("", Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.spend_key_prefix, "lava_sk_");
+        assert!(c.database_url.ends_with("spendgate.db"));
+    }
+
+    #[test]
+    fn bad_config_is_named() {
+        let err = |t: &str| resolve(t, Overrides::default()).unwrap_err().to_string();
+        assert!(err("lisen = \"x\"").contains("unknown field `lisen`"));
+        assert!(err("listen = \"localhost\"").contains("\"localhost\""));
+        assert!(err("[keys]\nspend_key_prefix = \"a b\"").contains("keys.spend_key_prefix"));
+        assert!(err("[keys]\nspend_key_prefix = \"lava_wk_\"").contains("must differ"));
+        assert!(
+            err("[[model]]\nid = \"new\"\nprovider = \"openai\"").contains("`input` is required")
+        );
+    }
+
+    #[test]
+    fn catalog_overrides_apply() {
+        let c = resolve(
+            "[[model]]\nid = \"gpt-4o-mini\"\noutput = \"9\"",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.catalog
+                .model("gpt-4o-mini")
+                .unwrap()
+                .prices
+                .output
+                .to_string(),
+            "9.00"
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! Spend-key management: the business logic behind the wallet API's handlers.
+
+use crate::error::ApiError;
+use crate::random;
+use crate::state::AppState;
+use serde_json::Value;
+use spendgate_core::{
+    KeyStatus, KeyUsage, Mode, Secret, SpendKey, SpendKeyChanges, SpendKeyId, WalletId,
+};
+use spendgate_store::Listed;
+
+/// How often a change is retried when concurrent changes to the same key race.
+const MAX_ATTEMPTS: usize = 8;
+
+fn not_found(id: &SpendKeyId) -> ApiError {
+    ApiError::not_found(format!("no spend key with id {id} in this wallet"))
+}
+
+pub async fn create(
+    state: &AppState,
+    wallet: &WalletId,
+    body: &Value,
+) -> Result<(SpendKey, Secret), ApiError> {
+    let now = state.now();
+    let changes = SpendKeyChanges::parse(body, Mode::Create, &state.config.catalog, now)?;
+    let prefix = &state.config.spend_key_prefix;
+    let secret = Secret::generate(prefix, random::bytes()?);
+    let mut key = SpendKey {
+        id: SpendKeyId::generate(random::bytes()?),
+        wallet_id: wallet.clone(),
+        name: String::new(),
+        status: KeyStatus::Active,
+        request_shape: spendgate_core::WireFormat::OpenAi,
+        allowed_models: None,
+        allowed_providers: None,
+        spend_limit: None,
+        request_limit: None,
+        rate_limit: None,
+        expires_at: None,
+        key_hash: secret.hash(),
+        key_preview: secret.preview(prefix),
+        created_at: now,
+        updated_at: now,
+        revoked_at: None,
+        version: 0,
+    };
+    key.apply(changes, now);
+    state.store.insert_spend_key(&key).await?;
+    tracing::info!(wallet = %wallet, key = %key.id, "spend key created");
+    Ok((key, secret))
+}
+
+pub async fn get(
+    state: &AppState,
+    wallet: &WalletId,
+    id: &SpendKeyId,
+) -> Result<SpendKey, ApiError> {
+    state
+        .store
+        .spend_key(wallet, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// One page, newest first, and whether more follow.
+pub async fn list(
+    state: &AppState,
+    wallet: &WalletId,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<(Vec<Listed>, bool), ApiError> {
+    let mut page = state
+        .store
+        .list_spend_keys(wallet, before, limit + 1)
+        .await?;
+    let has_more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    Ok((page, has_more))
+}
+
+pub async fn update(
+    state: &AppState,
+    wallet: &WalletId,
+    id: &SpendKeyId,
+    body: &Value,
+) -> Result<SpendKey, ApiError> {
+    let now = state.now();
+    let changes = SpendKeyChanges::parse(body, Mode::Update, &state.config.catalog, now)?;
+    let key = modify(state, wallet, id, |key| key.apply(changes.clone(), now)).await?;
+    tracing::info!(wallet = %wallet, key = %id, "spend key updated");
+    Ok(key)
+}
+
+/// A new secret for the same key: id, limits and usage stay; the old secret stops working.
+pub async fn rotate(
+    state: &AppState,
+    wallet: &WalletId,
+    id: &SpendKeyId,
+) -> Result<(SpendKey, Secret), ApiError> {
+    let prefix = &state.config.spend_key_prefix;
+    let secret = Secret::generate(prefix, random::bytes()?);
+    let now = state.now();
+    let key = modify(state, wallet, id, |key| {
+        key.key_hash = secret.hash();
+        key.key_preview = secret.preview(prefix);
+        key.updated_at = now;
+        key.version += 1;
+    })
+    .await?;
+    tracing::info!(wallet = %wallet, key = %id, "spend key rotated");
+    Ok((key, secret))
+}
+
+/// Revokes for good (a soft delete: the key and its usage stay in the store).
+pub async fn revoke(state: &AppState, wallet: &WalletId, id: &SpendKeyId) -> Result<(), ApiError> {
+    let now = state.now();
+    modify(state, wallet, id, |key| {
+        key.revoked_at = Some(now);
+        key.updated_at = now;
+        key.version += 1;
+    })
+    .await?;
+    tracing::info!(wallet = %wallet, key = %id, "spend key revoked");
+    Ok(())
+}
+
+/// Read, change, write if nobody changed the key meanwhile; else again.
+async fn modify(
+    state: &AppState,
+    wallet: &WalletId,
+    id: &SpendKeyId,
+    mut change: impl FnMut(&mut SpendKey),
+) -> Result<SpendKey, ApiError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let mut key = get(state, wallet, id).await?;
+        let version = key.version;
+        change(&mut key);
+        if state.store.update_spend_key(&key, version).await? {
+            return Ok(key);
+        }
+    }
+    Err(ApiError::new(
+        crate::error::ErrorKind::Conflict,
+        format!("spend key {id} is being changed by other requests; try again"),
+    ))
+}
+
+/// Usage figures for the key's current cycles.
+pub async fn usage(state: &AppState, key: &SpendKey) -> Result<KeyUsage, ApiError> {
+    let now = state.now();
+    let spend_since = key.spend_cycle().window(now).start;
+    let requests_since = key.request_cycle().window(now).start;
+    Ok(state
+        .store
+        .key_usage(&key.id, spend_since, requests_since)
+        .await?)
+}

@@ -1,0 +1,194 @@
+//! The wallet API (`/v1/spend_keys`, `/v1/models`): thin handlers that parse, call
+//! [`keys`], and render [`views`].
+
+pub mod keys;
+pub mod views;
+
+use crate::auth::WalletAuth;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::json;
+use spendgate_core::SpendKeyId;
+use std::collections::HashMap;
+use views::{ListView, ModelListView, SpendKeyView};
+
+pub const DEFAULT_PAGE: u32 = 10;
+pub const MAX_PAGE: u32 = 100;
+const CURSOR_PREFIX: &str = "cur_";
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/spend_keys", post(create).get(list))
+        .route(
+            "/v1/spend_keys/{id}",
+            get(retrieve).put(update).patch(update).delete(revoke),
+        )
+        .route("/v1/spend_keys/{id}/rotate", post(rotate))
+        .route("/v1/models", get(models))
+}
+
+async fn render(
+    state: &AppState,
+    key: &spendgate_core::SpendKey,
+    secret: Option<&spendgate_core::Secret>,
+) -> Result<SpendKeyView, ApiError> {
+    let usage = keys::usage(state, key).await?;
+    Ok(SpendKeyView::new(key, &usage, secret))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    WalletAuth(auth): WalletAuth,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let (key, secret) = keys::create(&state, &auth.wallet_id, &body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(render(&state, &key, Some(&secret)).await?),
+    ))
+}
+
+fn parse_page(query: &HashMap<String, String>) -> Result<(Option<i64>, u32), ApiError> {
+    let limit = match query.get("limit").map(String::as_str) {
+        None | Some("") => DEFAULT_PAGE,
+        Some(l) => match l.parse::<u32>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!("limit: must be a whole number from 1 to {MAX_PAGE}, got {l:?}"),
+                ));
+            }
+        },
+    };
+    let before = match query.get("cursor").map(String::as_str) {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.strip_prefix(CURSOR_PREFIX)
+                .and_then(|n| i64::from_str_radix(n, 36).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "cursor",
+                        "cursor: is not a cursor this API returned (use next_cursor)",
+                    )
+                })?,
+        ),
+    };
+    Ok((before, limit))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    WalletAuth(auth): WalletAuth,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<ListView<SpendKeyView>>, ApiError> {
+    let (before, limit) = parse_page(&query)?;
+    let (page, has_more) = keys::list(&state, &auth.wallet_id, before, limit).await?;
+    let next_cursor = if has_more {
+        page.last()
+            .map(|l| format!("{CURSOR_PREFIX}{}", radix36(l.seq)))
+    } else {
+        None
+    };
+    let mut data = Vec::with_capacity(page.len());
+    for listed in &page {
+        data.push(render(&state, &listed.key, None).await?);
+    }
+    Ok(Json(ListView {
+        data,
+        has_more,
+        next_cursor,
+    }))
+}
+
+fn radix36(mut n: i64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    WalletAuth(auth): WalletAuth,
+    Path(id): Path<String>,
+) -> Result<Json<SpendKeyView>, ApiError> {
+    let key = keys::get(&state, &auth.wallet_id, &SpendKeyId::new(id)).await?;
+    Ok(Json(render(&state, &key, None).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    WalletAuth(auth): WalletAuth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<SpendKeyView>, ApiError> {
+    let key = keys::update(&state, &auth.wallet_id, &SpendKeyId::new(id), &body).await?;
+    Ok(Json(render(&state, &key, None).await?))
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    WalletAuth(auth): WalletAuth,
+    Path(id): Path<String>,
+) -> Result<Json<SpendKeyView>, ApiError> {
+    let (key, secret) = keys::rotate(&state, &auth.wallet_id, &SpendKeyId::new(id)).await?;
+    Ok(Json(render(&state, &key, Some(&secret)).await?))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    WalletAuth(auth): WalletAuth,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    keys::revoke(&state, &auth.wallet_id, &SpendKeyId::new(id)).await?;
+    Ok(Json(json!({ "success": true })))
+}
+
+async fn models(
+    State(state): State<AppState>,
+    WalletAuth(_): WalletAuth,
+) -> Json<serde_json::Value> {
+    Json(json!(ModelListView::all(&state.config.catalog)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        for seq in [0i64, 1, 35, 36, 1_000_000, i64::MAX] {
+            let mut q = HashMap::new();
+            q.insert(
+                "cursor".to_string(),
+                format!("{CURSOR_PREFIX}{}", radix36(seq)),
+            );
+            assert_eq!(parse_page(&q).unwrap(), (Some(seq), DEFAULT_PAGE));
+        }
+        let mut q = HashMap::new();
+        q.insert("cursor".to_string(), "garbage".to_string());
+        assert_eq!(parse_page(&q).unwrap_err().param.as_deref(), Some("cursor"));
+        for bad in ["0", "101", "-1", "ten", "1.5"] {
+            let q = HashMap::from([("limit".to_string(), bad.to_string())]);
+            assert_eq!(
+                parse_page(&q).unwrap_err().param.as_deref(),
+                Some("limit"),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,5 +1,5 @@
 // End-to-end: the published Lava Node SDK (@lavapayments/nodejs 11.x) against a real
-// spendgate server. Contract: /work/shared/spec/management-api.md (wallet API).
+// spendgate server. Contract: shared/spec/management-api.md (wallet API).
 //
 // One server for the whole file; wallets "alpha" (most tests) and "bravo" (exact list
 // counts, isolation) are created with the CLI before the server starts, wallet "charlie"

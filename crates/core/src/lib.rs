@@ -17,7 +17,7 @@ pub use money::Usd;
 pub use secret::{KeyHash, Secret, SpendKeyId, WalletId, WalletKeyId};
 pub use spend_key::{
     FieldError, KeyStatus, KeyUsage, Mode, RateLimit, RequestLimit, SpendKey, SpendKeyChanges,
-    SpendLimit,
+    SpendLimit, Unusable,
 };
 pub use timestamp::Timestamp;
 pub use wallet::{Wallet, WalletKey};

@@ -2,7 +2,7 @@
 //! parsing of create/update parameters from the wallet API's JSON, field by field, so
 //! that every rejection names the field and the reason.
 
-use crate::catalog::{Catalog, WireFormat};
+use crate::catalog::{Catalog, Model, WireFormat};
 use crate::cycle::Cycle;
 use crate::money::Usd;
 use crate::secret::{KeyHash, SpendKeyId, WalletId};
@@ -80,6 +80,17 @@ pub struct SpendKey {
     pub version: i64,
 }
 
+/// Why a key cannot be used; the messages are what clients see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("key is paused; its owner can resume it")]
+    Paused,
+    #[error("key was revoked at {0}")]
+    Revoked(Timestamp),
+    #[error("key expired at {0}")]
+    Expired(Timestamp),
+}
+
 /// What a key has used: totals over its life and figures for its current cycles.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeyUsage {
@@ -103,6 +114,35 @@ impl SpendKey {
 
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|e| e <= now)
+    }
+
+    /// Whether the key may be used at all at `now` (gateway check 2).
+    pub fn check_usable(&self, now: Timestamp) -> Result<(), Unusable> {
+        if let Some(at) = self.revoked_at {
+            return Err(Unusable::Revoked(at));
+        }
+        if let Some(at) = self.expires_at.filter(|&e| e <= now) {
+            return Err(Unusable::Expired(at));
+        }
+        if self.status == KeyStatus::Paused {
+            return Err(Unusable::Paused);
+        }
+        Ok(())
+    }
+
+    /// Whether the key may use `model`: both its model list (by id or any alias) and
+    /// its provider list must allow it (gateway check 5).
+    pub fn allows(&self, model: &Model) -> bool {
+        let model_ok = self.allowed_models.as_ref().is_none_or(|allowed| {
+            allowed
+                .iter()
+                .any(|a| *a == model.id || model.aliases.contains(a))
+        });
+        let provider_ok = self
+            .allowed_providers
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&model.provider));
+        model_ok && provider_ok
     }
 
     /// Applies validated changes. Never touches the secret or usage.
@@ -780,5 +820,55 @@ mod tests {
         assert_eq!(key.spend_limit, None);
         assert_eq!(key.spend_cycle(), Cycle::Monthly);
         assert_eq!(key.key_hash, before.key_hash);
+    }
+
+    #[test]
+    fn usability_and_model_rules() {
+        let catalog = Catalog::builtin();
+        let mut key = SpendKey {
+            id: SpendKeyId::new("key_1"),
+            wallet_id: WalletId::new("wal_1"),
+            name: "a".into(),
+            status: KeyStatus::Active,
+            request_shape: WireFormat::OpenAi,
+            allowed_models: Some(vec!["claude-sonnet-4-0".into(), "gpt-4o-mini".into()]),
+            allowed_providers: Some(vec!["anthropic".into()]),
+            spend_limit: None,
+            request_limit: None,
+            rate_limit: None,
+            expires_at: Some(now().plus_millis(1000)),
+            key_hash: KeyHash([0; 32]),
+            key_preview: "lava_sk_abcd****".into(),
+            created_at: now(),
+            updated_at: now(),
+            revoked_at: None,
+            version: 1,
+        };
+        assert_eq!(key.check_usable(now()), Ok(()));
+        assert_eq!(
+            key.check_usable(now().plus_millis(1000)),
+            Err(Unusable::Expired(now().plus_millis(1000)))
+        );
+        key.status = KeyStatus::Paused;
+        assert_eq!(
+            key.check_usable(now()).unwrap_err().to_string(),
+            "key is paused; its owner can resume it"
+        );
+        key.revoked_at = Some(now());
+        assert!(
+            key.check_usable(now())
+                .unwrap_err()
+                .to_string()
+                .starts_with("key was revoked at 2026-11-23")
+        );
+
+        let sonnet = catalog.model("claude-sonnet-4-20250514").unwrap();
+        let mini = catalog.model("gpt-4o-mini").unwrap();
+        assert!(key.allows(sonnet), "allowed through its alias");
+        assert!(!key.allows(mini), "model listed, provider not");
+        key.allowed_providers = None;
+        assert!(key.allows(mini));
+        key.allowed_models = None;
+        assert!(catalog.models().iter().all(|m| key.allows(m)));
     }
 }

@@ -232,6 +232,11 @@ async fn suite(store: Arc<dyn Store>) {
             .unwrap()
     );
     assert_eq!(store.spend_key(&wa.id, &k1.id).await.unwrap(), None);
+    assert_eq!(
+        store.spend_key_by_hash(&k1.key_hash).await.unwrap(),
+        Some(revoked.clone()),
+        "revoked keys are still found by hash"
+    );
     assert!(
         store
             .list_spend_keys(&wa.id, None, 100)

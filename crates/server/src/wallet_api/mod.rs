@@ -4,7 +4,7 @@
 pub mod keys;
 pub mod views;
 
-use crate::auth::WalletAuth;
+use crate::auth::{Caller, WalletAuth};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -158,11 +158,13 @@ async fn revoke(
     Ok(Json(json!({ "success": true })))
 }
 
-async fn models(
-    State(state): State<AppState>,
-    WalletAuth(_): WalletAuth,
-) -> Json<serde_json::Value> {
-    Json(json!(ModelListView::all(&state.config.catalog)))
+/// Every model the gateway routes (wallet key), or those a spend key may use.
+async fn models(State(state): State<AppState>, caller: Caller) -> Json<ModelListView> {
+    let models = state.config.catalog.models().iter();
+    Json(match &caller {
+        Caller::Wallet(_) => ModelListView::of(models),
+        Caller::Spend(key) => ModelListView::of(models.filter(|m| key.allows(m))),
+    })
 }
 
 #[cfg(test)]

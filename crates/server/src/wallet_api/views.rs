@@ -1,7 +1,7 @@
 //! The wallet API's JSON shapes (wire-compatible with `@lavapayments/nodejs` 11.x).
 
 use serde::Serialize;
-use spendgate_core::{Catalog, KeyUsage, Secret, SpendKey};
+use spendgate_core::{KeyUsage, Model, Secret, SpendKey};
 
 #[derive(Serialize)]
 pub struct SpendLimitView {
@@ -90,33 +90,34 @@ pub struct ListView<T> {
 }
 
 #[derive(Serialize)]
-pub struct ModelView<'a> {
-    pub id: &'a str,
+pub struct ModelView {
+    pub id: String,
     pub object: &'static str,
     pub created: i64,
-    pub owned_by: &'a str,
+    pub owned_by: String,
 }
 
+/// OpenAI's model list shape (`owned_by` is the provider).
 #[derive(Serialize)]
-pub struct ModelListView<'a> {
+pub struct ModelListView {
     pub object: &'static str,
-    pub data: Vec<ModelView<'a>>,
+    pub data: Vec<ModelView>,
 }
 
-impl<'a> ModelListView<'a> {
-    pub fn all(catalog: &'a Catalog) -> Self {
+impl ModelListView {
+    pub fn of<'a>(models: impl IntoIterator<Item = &'a Model>) -> Self {
+        let data = models
+            .into_iter()
+            .map(|m| ModelView {
+                id: m.id.clone(),
+                object: "model",
+                created: m.created,
+                owned_by: m.provider.clone(),
+            })
+            .collect();
         ModelListView {
             object: "list",
-            data: catalog
-                .models()
-                .iter()
-                .map(|m| ModelView {
-                    id: &m.id,
-                    object: "model",
-                    created: m.created,
-                    owned_by: &m.provider,
-                })
-                .collect(),
+            data,
         }
     }
 }

@@ -1,0 +1,203 @@
+//! Harness for end-to-end tests: the real `spendgate` binary, a real SQLite file,
+//! real HTTP on a loopback port.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_spendgate");
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "spendgate-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.0.join("spendgate.db").display())
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("SPENDGATE_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Runs the CLI and returns (exit success, stdout, stderr).
+pub fn cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("SPENDGATE_WALLET_KEY")
+        .env_remove("SPENDGATE_URL")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Creates a wallet through the CLI: (wallet id, wallet API key).
+pub fn create_wallet(dir: &TempDir, name: &str) -> (String, String) {
+    let (ok, out, err) = cli(&["wallets", "create", "--name", name, "--database", &dir.db_url(), "--json"], &[]);
+    assert!(ok, "wallets create failed: {err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    (v["wallet_id"].as_str().unwrap().to_string(), v["key"].as_str().unwrap().to_string())
+}
+
+/// A running `spendgate serve`, its log going to `dir/server-N.log`.
+pub struct Server {
+    pub url: String,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub fn start(dir: &TempDir) -> Server {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let log = dir.path(&format!("server-{}.log", N.fetch_add(1, Ordering::Relaxed)));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &dir.db_url()])
+            .env("SPENDGATE_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("spendgate listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+        Server { url, log, child: Some(child) }
+    }
+
+    /// SIGTERM and wait: a clean shutdown.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!("server did not stop within 10 s of SIGTERM");
+        }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// A wallet-API client for one key.
+pub struct Api {
+    pub base: String,
+    pub key: String,
+    http: reqwest::Client,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Api {
+    pub fn new(server: &Server, key: &str) -> Api {
+        Api { base: server.url.clone(), key: key.to_string(), http: reqwest::Client::new() }
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if !self.key.is_empty() {
+            req = req.bearer_auth(&self.key);
+        }
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, body }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.raw(method, path, body.map(|b| b.to_string().into_bytes())).await
+    }
+
+    /// Creates a key and returns the answer (with its `key`), asserting success.
+    pub async fn create_key(&self, body: Value) -> Value {
+        let r = self.call("POST", "/v1/spend_keys", Some(body)).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body
+    }
+
+    pub async fn minimal_key(&self, name: &str) -> Value {
+        self.create_key(json!({ "name": name })).await
+    }
+}
+
+/// Does `haystack` contain `needle` anywhere (bytes)?
+pub fn contains_bytes(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Every file of the database (main file, WAL, shared memory), concatenated.
+pub fn database_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(b) = std::fs::read(dir.join(format!("spendgate.db{suffix}"))) {
+            all.extend(b);
+        }
+    }
+    all
+}

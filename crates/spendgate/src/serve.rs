@@ -34,6 +34,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
     tracing::info!(database = %config.database_url, models = config.catalog.models().len(), "store ready");
+    if store.list_wallets().await?.is_empty() {
+        tracing::info!(
+            "no wallets yet: create one with `spendgate wallets create --name NAME --database {}`",
+            config.database_url
+        );
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

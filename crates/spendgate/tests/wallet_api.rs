@@ -1,0 +1,544 @@
+//! The wallet API over real HTTP against a running `spendgate serve`: validation,
+//! wallet isolation, concurrency.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Api, Server, TempDir, create_wallet};
+use serde_json::{Value, json};
+
+/// Asserts the error shape `{"error": {"type", "message", "param"?}}` and returns it.
+fn error_of(body: &Value) -> (&str, &str, Option<&str>) {
+    let e = &body["error"];
+    let kind = e["type"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.type in {body}"));
+    let message = e["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.message in {body}"));
+    (kind, message, e["param"].as_str())
+}
+
+#[tokio::test]
+async fn invalid_requests_get_a_4xx_that_names_the_problem() {
+    let dir = TempDir::new("invalid");
+    let (_, wallet_key) = create_wallet(&dir, "acme");
+    let server = Server::start(&dir);
+    let api = Api::new(&server, &wallet_key);
+    let existing = api.minimal_key("existing").await;
+    let id = existing["spend_key_id"].as_str().unwrap();
+    let key_path = format!("/v1/spend_keys/{id}");
+    let spend_secret = existing["key"].as_str().unwrap();
+
+    let long_name = "n".repeat(300);
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(2 << 20));
+    let nested_unknown =
+        json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "daily", "currency": "EUR"}});
+    // (method, path, body, status, param or message fragment)
+    let cases: Vec<(&str, String, Option<String>, u16, &str)> = vec![
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some("{".into()),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some("{\"name\": }".into()),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some("{\"name\": \"a\"} trailing".into()),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some("".into()),
+            400,
+            "is empty",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some("[]".into()),
+            400,
+            "JSON object",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some("\"name\"".into()),
+            400,
+            "JSON object",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some("null".into()),
+            400,
+            "JSON object",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some("{}".into()),
+            400,
+            "name",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": 5}).to_string()),
+            400,
+            "name",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": ""}).to_string()),
+            400,
+            "name",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": long_name}).to_string()),
+            400,
+            "name",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "colour": "red"}).to_string()),
+            400,
+            "colour",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(nested_unknown.to_string()),
+            400,
+            "spend_limit.currency",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "status": "revoked"}).to_string()),
+            400,
+            "status",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "status": 1}).to_string()),
+            400,
+            "status",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "request_shape": "gemini"}).to_string()),
+            400,
+            "request_shape",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "allowed_models": "gpt-4o-mini"}).to_string()),
+            400,
+            "allowed_models",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "allowed_models": []}).to_string()),
+            400,
+            "allowed_models",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "allowed_models": ["gpt-nope"]}).to_string()),
+            400,
+            "allowed_models[0]",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "allowed_providers": ["acme"]}).to_string()),
+            400,
+            "allowed_providers[0]",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(
+                json!({"name": "a", "spend_limit": {"amount": "-5", "cycle": "daily"}}).to_string(),
+            ),
+            400,
+            "spend_limit.amount",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(
+                json!({"name": "a", "spend_limit": {"amount": "fifty", "cycle": "daily"}})
+                    .to_string(),
+            ),
+            400,
+            "spend_limit.amount",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(
+                json!({"name": "a", "spend_limit": {"amount": "NaN", "cycle": "daily"}})
+                    .to_string(),
+            ),
+            400,
+            "spend_limit.amount",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "spend_limit": {"amount": 50, "cycle": "daily"}}).to_string()),
+            400,
+            "spend_limit.amount",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(
+                json!({"name": "a", "spend_limit": {"amount": "1e400", "cycle": "daily"}})
+                    .to_string(),
+            ),
+            400,
+            "spend_limit.amount",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(
+                json!({"name": "a", "spend_limit": {"amount": "10000000000", "cycle": "daily"}})
+                    .to_string(),
+            ),
+            400,
+            "spend_limit.amount",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(
+                json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "fortnightly"}})
+                    .to_string(),
+            ),
+            400,
+            "spend_limit.cycle",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "spend_limit": {"amount": "5"}}).to_string()),
+            400,
+            "spend_limit.cycle",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "request_limit": {"count": 0, "cycle": "daily"}}).to_string()),
+            400,
+            "request_limit.count",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(
+                json!({"name": "a", "request_limit": {"count": 1.5, "cycle": "daily"}}).to_string(),
+            ),
+            400,
+            "request_limit.count",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "rate_limit": {"rpm": 0}}).to_string()),
+            400,
+            "rate_limit.rpm",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "rate_limit": {"rpm": -60}}).to_string()),
+            400,
+            "rate_limit.rpm",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "rate_limit": {"burst": 10}}).to_string()),
+            400,
+            "rate_limit.rpm",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "rate_limit": {"rpm": 60, "burst": "ten"}}).to_string()),
+            400,
+            "rate_limit.burst",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "expires_at": "2001-01-01T00:00:00Z"}).to_string()),
+            400,
+            "expires_at",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(json!({"name": "a", "expires_at": "soon"}).to_string()),
+            400,
+            "expires_at",
+        ),
+        (
+            "POST",
+            "/v1/spend_keys".into(),
+            Some(huge),
+            413,
+            "larger than the limit",
+        ),
+        (
+            "PUT",
+            key_path.clone(),
+            Some(json!({"spend_limit": {"amount": "-1", "cycle": "daily"}}).to_string()),
+            400,
+            "spend_limit.amount",
+        ),
+        (
+            "PATCH",
+            key_path.clone(),
+            Some(json!({"name": null}).to_string()),
+            400,
+            "name",
+        ),
+        (
+            "PUT",
+            key_path.clone(),
+            Some("not json".into()),
+            400,
+            "not valid JSON",
+        ),
+        ("GET", "/v1/spend_keys?limit=0".into(), None, 400, "limit"),
+        ("GET", "/v1/spend_keys?limit=101".into(), None, 400, "limit"),
+        ("GET", "/v1/spend_keys?limit=ten".into(), None, 400, "limit"),
+        (
+            "GET",
+            "/v1/spend_keys?cursor=bogus".into(),
+            None,
+            400,
+            "cursor",
+        ),
+        (
+            "GET",
+            "/v1/spend_keys/key_doesnotexist".into(),
+            None,
+            404,
+            "no spend key",
+        ),
+        (
+            "POST",
+            key_path.clone(),
+            Some("{}".into()),
+            405,
+            "not allowed",
+        ),
+        ("GET", "/v1/nothing_here".into(), None, 404, "no route"),
+    ];
+    assert!(cases.len() >= 30);
+    for (method, path, body, status, fragment) in &cases {
+        let r = api
+            .raw(method, path, body.clone().map(String::into_bytes))
+            .await;
+        let shown: String = body.as_deref().unwrap_or("").chars().take(80).collect();
+        assert_eq!(r.status, *status, "{method} {path} {shown}: {}", r.body);
+        let (_, message, param) = error_of(&r.body);
+        let named = param.is_some_and(|p| p == *fragment) || message.contains(fragment);
+        assert!(
+            named,
+            "{method} {path} {shown}: expected {fragment:?} in {}",
+            r.body
+        );
+        if r.status == 400
+            && path.contains("spend_keys")
+            && body.is_some()
+            && !fragment.contains(' ')
+        {
+            assert_eq!(param, Some(*fragment), "{method} {path} {shown}: param");
+        }
+    }
+
+    // Authentication failures.
+    for (key, fragment) in [
+        ("", "missing API key"),
+        ("lava_wk_not_a_real_key", "invalid wallet API key"),
+        (&wallet_key[..12], "invalid wallet API key"),
+        (&format!("{}****", &wallet_key[..12]), "preview"),
+        (spend_secret, "spend key"),
+    ] {
+        let r = Api::new(&server, key)
+            .call("GET", "/v1/spend_keys", None)
+            .await;
+        assert_eq!(r.status, 401, "{key:?}: {}", r.body);
+        let (kind, message, _) = error_of(&r.body);
+        assert_eq!(kind, "authentication_error");
+        assert!(message.contains(fragment), "{key:?}: {message}");
+    }
+
+    // Nothing invalid was stored, and the existing key is unchanged.
+    let list = api.call("GET", "/v1/spend_keys?limit=100", None).await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+    let now = api.call("GET", &key_path, None).await;
+    let mut expected = existing.clone();
+    expected.as_object_mut().unwrap().remove("key");
+    assert_eq!(now.body, expected);
+    assert!(!server.logs().contains("panicked"), "the server panicked");
+}
+
+#[tokio::test]
+async fn wallets_are_isolated_on_every_route() {
+    let dir = TempDir::new("isolation");
+    let (_, key_a) = create_wallet(&dir, "a");
+    let (_, key_b) = create_wallet(&dir, "b");
+    let server = Server::start(&dir);
+    let (a, b) = (Api::new(&server, &key_a), Api::new(&server, &key_b));
+    let b_key = b
+        .create_key(json!({"name": "b's", "spend_limit": {"amount": "5", "cycle": "daily"}}))
+        .await;
+    let b_id = b_key["spend_key_id"].as_str().unwrap();
+    let spend_secret = b_key["key"].as_str().unwrap();
+
+    let routes = |id: &str| -> Vec<(&'static str, String, Option<Value>)> {
+        vec![
+            ("GET", format!("/v1/spend_keys/{id}"), None),
+            (
+                "PUT",
+                format!("/v1/spend_keys/{id}"),
+                Some(json!({"name": "stolen"})),
+            ),
+            (
+                "PATCH",
+                format!("/v1/spend_keys/{id}"),
+                Some(json!({"status": "paused"})),
+            ),
+            ("POST", format!("/v1/spend_keys/{id}/rotate"), None),
+            ("DELETE", format!("/v1/spend_keys/{id}"), None),
+        ]
+    };
+    for ((method, path, body), (_, missing_path, _)) in
+        routes(b_id).into_iter().zip(routes("key_missing"))
+    {
+        let r = a.call(method, &path, body.clone()).await;
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+        // The same answer as for an id that does not exist, but for the id itself.
+        let missing = a.call(method, &missing_path, body).await;
+        assert_eq!(missing.status, 404);
+        assert_eq!(
+            r.body.to_string().replace(b_id, "ID"),
+            missing.body.to_string().replace("key_missing", "ID")
+        );
+    }
+    let listed = a.call("GET", "/v1/spend_keys", None).await;
+    assert_eq!(listed.body["data"], json!([]), "a sees none of b's keys");
+
+    // b's key is untouched, and its secret still works.
+    let after = b.call("GET", &format!("/v1/spend_keys/{b_id}"), None).await;
+    let mut expected = b_key.clone();
+    expected.as_object_mut().unwrap().remove("key");
+    assert_eq!(after.body, expected);
+    let models = Api::new(&server, spend_secret)
+        .call("GET", "/v1/models", None)
+        .await;
+    assert_eq!(models.status, 200);
+
+    // A spend key is no management credential, on any route.
+    let spender = Api::new(&server, spend_secret);
+    let mut all = routes(b_id);
+    all.push(("GET", "/v1/spend_keys".into(), None));
+    all.push(("POST", "/v1/spend_keys".into(), Some(json!({"name": "x"}))));
+    for (method, path, body) in all {
+        let r = spender.call(method, &path, body).await;
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+        assert!(error_of(&r.body).1.contains("spend key"));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_different_fields_are_all_kept() {
+    let dir = TempDir::new("concurrent");
+    let (_, wallet_key) = create_wallet(&dir, "acme");
+    let server = Server::start(&dir);
+    let api = std::sync::Arc::new(Api::new(&server, &wallet_key));
+    let key = api.minimal_key("racy").await;
+    let path = format!("/v1/spend_keys/{}", key["spend_key_id"].as_str().unwrap());
+    let changes = [
+        json!({"name": "renamed"}),
+        json!({"status": "paused"}),
+        json!({"request_shape": "anthropic"}),
+        json!({"allowed_models": ["gpt-4o-mini"]}),
+        json!({"allowed_providers": ["openai"]}),
+        json!({"spend_limit": {"amount": "12.50", "cycle": "weekly"}}),
+        json!({"request_limit": {"count": 77, "cycle": "total"}}),
+        json!({"rate_limit": {"rpm": 30, "burst": 3}}),
+        json!({"expires_at": "2099-01-01T00:00:00Z"}),
+    ];
+    let tasks: Vec<_> = changes
+        .iter()
+        .cloned()
+        .map(|change| {
+            let (api, path) = (api.clone(), path.clone());
+            tokio::spawn(async move { api.call("PATCH", &path, Some(change)).await.status })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let now = api.call("GET", &path, None).await.body;
+    for change in changes {
+        let (field, value) = change.as_object().unwrap().iter().next().unwrap();
+        assert_eq!(
+            &now[field], value,
+            "{field} was lost to a concurrent update"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_wrong_base_urls() {
+    let dir = TempDir::new("health");
+    let server = Server::start(&dir);
+    let api = Api::new(&server, "");
+    assert_eq!(
+        api.call("GET", "/healthz", None).await.body,
+        json!({"status": "ok"})
+    );
+    assert_eq!(
+        api.call("GET", "/readyz", None).await.body,
+        json!({"status": "ready"})
+    );
+    for (path, hint) in [
+        ("/v1/v1/chat/completions", "ends in /v1 twice"),
+        ("/chat/completions", "with /v1"),
+        ("/messages", "without /v1"),
+    ] {
+        let r = api.call("POST", path, Some(json!({}))).await;
+        assert_eq!(r.status, 404);
+        assert!(error_of(&r.body).1.contains(hint), "{path}: {}", r.body);
+    }
+}

@@ -53,15 +53,11 @@ impl Cycle {
         let date = now.to_datetime().date();
         let (start, end) = match self {
             Cycle::Total => {
-                return Window {
-                    start: Timestamp::EPOCH,
-                    end: None,
-                };
+                return Window { start: Timestamp::EPOCH, end: None };
             }
             Cycle::Daily => (date, date.next_day()),
             Cycle::Weekly => {
-                let monday =
-                    date - Duration::days(i64::from(date.weekday().number_days_from_monday()));
+                let monday = date - Duration::days(i64::from(date.weekday().number_days_from_monday()));
                 (monday, Some(monday + Duration::days(7)))
             }
             Cycle::Monthly => {
@@ -69,10 +65,7 @@ impl Cycle {
                 (first, first_of_next_month(first))
             }
         };
-        Window {
-            start: midnight(start),
-            end: end.map(midnight),
-        }
+        Window { start: midnight(start), end: end.map(midnight) }
     }
 }
 
@@ -91,10 +84,7 @@ fn first_of_next_month(first: Date) -> Option<Date> {
 impl FromStr for Cycle {
     type Err = CycleError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Cycle::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| CycleError(s.chars().take(40).collect()))
+        Cycle::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| CycleError(s.chars().take(40).collect()))
     }
 }
 
@@ -153,10 +143,7 @@ mod tests {
             window(Cycle::Daily, "2028-02-28T10:00:00Z"),
             ("2028-02-28T00:00:00Z".into(), some("2028-02-29T00:00:00Z"))
         );
-        assert_eq!(
-            window(Cycle::Total, "2026-11-23T00:00:00Z"),
-            ("1970-01-01T00:00:00Z".into(), None)
-        );
+        assert_eq!(window(Cycle::Total, "2026-11-23T00:00:00Z"), ("1970-01-01T00:00:00Z".into(), None));
     }
 
     #[test]

@@ -5,19 +5,19 @@
 
 pub mod catalog;
 pub mod cycle;
+pub mod meter;
 pub mod money;
 pub mod secret;
 pub mod spend_key;
 pub mod timestamp;
 pub mod wallet;
 
-pub use catalog::{Catalog, Model, Prices, Provider, TokenUsage, WireFormat};
+pub use catalog::{ApiKey, Catalog, Model, Prices, Provider, TokenUsage, WireFormat};
 pub use cycle::{Cycle, Window};
 pub use money::Usd;
 pub use secret::{KeyHash, Secret, SpendKeyId, WalletId, WalletKeyId};
 pub use spend_key::{
-    FieldError, KeyStatus, KeyUsage, Mode, RateLimit, RequestLimit, SpendKey, SpendKeyChanges,
-    SpendLimit, Unusable,
+    FieldError, KeyStatus, KeyUsage, Mode, RateLimit, RequestLimit, SpendKey, SpendKeyChanges, SpendLimit, Unusable,
 };
 pub use timestamp::Timestamp;
 pub use wallet::{Wallet, WalletKey};

@@ -75,19 +75,13 @@ impl Usd {
         if int.len() > 10 {
             return Err(MoneyError::TooLarge);
         }
-        let whole: i64 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| not_decimal())?
-        };
+        let whole: i64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| not_decimal())? };
         let mut nanos_frac: i64 = 0;
         for (i, b) in frac.bytes().enumerate() {
             nanos_frac += i64::from(b - b'0') * 10i64.pow((MAX_DECIMALS - 1 - i) as u32);
         }
-        let total = whole
-            .checked_mul(NANOS_PER_USD)
-            .and_then(|w| w.checked_add(nanos_frac))
-            .ok_or(MoneyError::TooLarge)?;
+        let total =
+            whole.checked_mul(NANOS_PER_USD).and_then(|w| w.checked_add(nanos_frac)).ok_or(MoneyError::TooLarge)?;
         if total > MAX_AMOUNT.0 {
             return Err(MoneyError::TooLarge);
         }
@@ -117,11 +111,7 @@ impl fmt::Display for Usd {
         let frac = abs % NANOS_PER_USD as u64;
         let digits = format!("{frac:09}");
         let trimmed = digits.trim_end_matches('0');
-        let shown = if trimmed.len() < 2 {
-            &digits[..2]
-        } else {
-            trimmed
-        };
+        let shown = if trimmed.len() < 2 { &digits[..2] } else { trimmed };
         write!(f, "{sign}{whole}.{shown}")
     }
 }

@@ -133,15 +133,11 @@ impl SpendKey {
     /// Whether the key may use `model`: both its model list (by id or any alias) and
     /// its provider list must allow it (gateway check 5).
     pub fn allows(&self, model: &Model) -> bool {
-        let model_ok = self.allowed_models.as_ref().is_none_or(|allowed| {
-            allowed
-                .iter()
-                .any(|a| *a == model.id || model.aliases.contains(a))
-        });
-        let provider_ok = self
-            .allowed_providers
+        let model_ok = self
+            .allowed_models
             .as_ref()
-            .is_none_or(|allowed| allowed.contains(&model.provider));
+            .is_none_or(|allowed| allowed.iter().any(|a| *a == model.id || model.aliases.contains(a)));
+        let provider_ok = self.allowed_providers.as_ref().is_none_or(|allowed| allowed.contains(&model.provider));
         model_ok && provider_ok
     }
 
@@ -203,10 +199,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(param: impl Into<String>, reason: impl Into<String>) -> Self {
-        FieldError {
-            param: param.into(),
-            reason: reason.into(),
-        }
+        FieldError { param: param.into(), reason: reason.into() }
     }
 }
 
@@ -230,15 +223,10 @@ const FIELDS: [&str; 9] = [
 
 impl SpendKeyChanges {
     /// Parses a create (`name` required) or update (every field optional) body.
-    pub fn parse(
-        body: &Value,
-        mode: Mode,
-        catalog: &Catalog,
-        now: Timestamp,
-    ) -> Result<Self, FieldError> {
-        let obj = body.as_object().ok_or_else(|| {
-            FieldError::new("body", format!("must be a JSON object, got {}", kind(body)))
-        })?;
+    pub fn parse(body: &Value, mode: Mode, catalog: &Catalog, now: Timestamp) -> Result<Self, FieldError> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| FieldError::new("body", format!("must be a JSON object, got {}", kind(body))))?;
         if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(FieldError::new(
                 unknown.as_str(),
@@ -261,9 +249,7 @@ impl SpendKeyChanges {
             parse_names(v, "allowed_models", "model", |m| catalog.model(m).is_some())
         })?;
         c.allowed_providers = nullable(obj, "allowed_providers", |v| {
-            parse_names(v, "allowed_providers", "provider", |p| {
-                catalog.provider(p).is_some()
-            })
+            parse_names(v, "allowed_providers", "provider", |p| catalog.provider(p).is_some())
         })?;
         c.spend_limit = nullable(obj, "spend_limit", parse_spend_limit)?;
         c.request_limit = nullable(obj, "request_limit", parse_request_limit)?;
@@ -297,24 +283,12 @@ fn nullable<T>(
 }
 
 fn string<'a>(v: &'a Value, param: &str) -> Result<&'a str, FieldError> {
-    v.as_str()
-        .ok_or_else(|| FieldError::new(param, format!("must be a string, got {}", kind(v))))
+    v.as_str().ok_or_else(|| FieldError::new(param, format!("must be a string, got {}", kind(v))))
 }
 
-fn object<'a>(
-    v: &'a Value,
-    param: &str,
-    fields: &[&str],
-) -> Result<&'a Map<String, Value>, FieldError> {
+fn object<'a>(v: &'a Value, param: &str, fields: &[&str]) -> Result<&'a Map<String, Value>, FieldError> {
     let obj = v.as_object().ok_or_else(|| {
-        FieldError::new(
-            param,
-            format!(
-                "must be an object like {{{}}} or null, got {}",
-                fields.join(", "),
-                kind(v)
-            ),
-        )
+        FieldError::new(param, format!("must be an object like {{{}}} or null, got {}", fields.join(", "), kind(v)))
     })?;
     if let Some(k) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
         return Err(FieldError::new(
@@ -332,16 +306,10 @@ fn parse_name(v: &Value) -> Result<String, FieldError> {
         return Err(FieldError::new("name", "must not be empty"));
     }
     if chars > NAME_MAX_CHARS {
-        return Err(FieldError::new(
-            "name",
-            format!("is {chars} characters; at most {NAME_MAX_CHARS} are allowed"),
-        ));
+        return Err(FieldError::new("name", format!("is {chars} characters; at most {NAME_MAX_CHARS} are allowed")));
     }
     if s.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "name",
-            "must not contain control characters",
-        ));
+        return Err(FieldError::new("name", "must not contain control characters"));
     }
     Ok(s.to_string())
 }
@@ -349,15 +317,8 @@ fn parse_name(v: &Value) -> Result<String, FieldError> {
 fn parse_status(v: &Value) -> Result<KeyStatus, FieldError> {
     let s = string(v, "status")?;
     KeyStatus::parse(s).ok_or_else(|| {
-        let hint = if s == "revoked" {
-            " (revoke a key with DELETE /v1/spend_keys/{id})"
-        } else {
-            ""
-        };
-        FieldError::new(
-            "status",
-            format!("must be \"active\" or \"paused\", got {s:?}{hint}"),
-        )
+        let hint = if s == "revoked" { " (revoke a key with DELETE /v1/spend_keys/{id})" } else { "" };
+        FieldError::new("status", format!("must be \"active\" or \"paused\", got {s:?}{hint}"))
     })
 }
 
@@ -365,54 +326,27 @@ fn parse_shape(v: &Value) -> Result<WireFormat, FieldError> {
     match string(v, "request_shape")? {
         "openai" => Ok(WireFormat::OpenAi),
         "anthropic" => Ok(WireFormat::Anthropic),
-        other => Err(FieldError::new(
-            "request_shape",
-            format!("must be \"openai\" or \"anthropic\", got {other:?}"),
-        )),
+        other => Err(FieldError::new("request_shape", format!("must be \"openai\" or \"anthropic\", got {other:?}"))),
     }
 }
 
-fn parse_names(
-    v: &Value,
-    param: &str,
-    what: &str,
-    known: impl Fn(&str) -> bool,
-) -> Result<Vec<String>, FieldError> {
+fn parse_names(v: &Value, param: &str, what: &str, known: impl Fn(&str) -> bool) -> Result<Vec<String>, FieldError> {
     let items = v.as_array().ok_or_else(|| {
-        FieldError::new(
-            param,
-            format!(
-                "must be an array of {what} names, or null for all; got {}",
-                kind(v)
-            ),
-        )
+        FieldError::new(param, format!("must be an array of {what} names, or null for all; got {}", kind(v)))
     })?;
     if items.is_empty() {
-        return Err(FieldError::new(
-            param,
-            format!("must name at least one {what}, or be null to allow all"),
-        ));
+        return Err(FieldError::new(param, format!("must name at least one {what}, or be null to allow all")));
     }
     if items.len() > LIST_MAX_ITEMS {
-        return Err(FieldError::new(
-            param,
-            format!("has {} entries; at most {LIST_MAX_ITEMS}", items.len()),
-        ));
+        return Err(FieldError::new(param, format!("has {} entries; at most {LIST_MAX_ITEMS}", items.len())));
     }
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let p = format!("{param}[{i}]");
         let name = string(item, &p)?;
         if !known(name) {
-            let list = if what == "model" {
-                "GET /v1/models lists them"
-            } else {
-                "see the catalog's providers"
-            };
-            return Err(FieldError::new(
-                p,
-                format!("unknown {what} {name:?} ({list})"),
-            ));
+            let list = if what == "model" { "GET /v1/models lists them" } else { "see the catalog's providers" };
+            return Err(FieldError::new(p, format!("unknown {what} {name:?} ({list})")));
         }
         if !out.iter().any(|n| n == name) {
             out.push(name.to_string());
@@ -422,32 +356,21 @@ fn parse_names(
 }
 
 fn parse_cycle(v: Option<&Value>, param: &str) -> Result<Cycle, FieldError> {
-    let v =
-        v.ok_or_else(|| FieldError::new(param, "is required: daily, weekly, monthly or total"))?;
-    string(v, param)?
-        .parse()
-        .map_err(|e: crate::cycle::CycleError| FieldError::new(param, e.to_string()))
+    let v = v.ok_or_else(|| FieldError::new(param, "is required: daily, weekly, monthly or total"))?;
+    string(v, param)?.parse().map_err(|e: crate::cycle::CycleError| FieldError::new(param, e.to_string()))
 }
 
 fn parse_spend_limit(v: &Value) -> Result<SpendLimit, FieldError> {
     let obj = object(v, "spend_limit", &["amount", "cycle"])?;
     let amount = match obj.get("amount") {
         None => {
-            return Err(FieldError::new(
-                "spend_limit.amount",
-                "is required, a decimal string like \"50.00\"",
-            ));
+            return Err(FieldError::new("spend_limit.amount", "is required, a decimal string like \"50.00\""));
         }
-        Some(Value::String(s)) => {
-            Usd::parse(s).map_err(|e| FieldError::new("spend_limit.amount", e.to_string()))?
-        }
+        Some(Value::String(s)) => Usd::parse(s).map_err(|e| FieldError::new("spend_limit.amount", e.to_string()))?,
         Some(other) => {
             return Err(FieldError::new(
                 "spend_limit.amount",
-                format!(
-                    "must be a decimal string like \"50.00\", got {}",
-                    kind(other)
-                ),
+                format!("must be a decimal string like \"50.00\", got {}", kind(other)),
             ));
         }
     };
@@ -461,13 +384,8 @@ fn positive_int(v: &Value, param: &str, max: u64) -> Result<u64, FieldError> {
         Some(0) => Err(FieldError::new(param, "must be at least 1")),
         Some(n) if n <= max => Ok(n),
         Some(n) => Err(FieldError::new(param, format!("is {n}; at most {max}"))),
-        None if v.as_i64().is_some_and(|n| n < 0) => {
-            Err(FieldError::new(param, "must be at least 1"))
-        }
-        None => Err(FieldError::new(
-            param,
-            format!("must be a whole number, got {}", describe(v)),
-        )),
+        None if v.as_i64().is_some_and(|n| n < 0) => Err(FieldError::new(param, "must be at least 1")),
+        None => Err(FieldError::new(param, format!("must be a whole number, got {}", describe(v)))),
     }
 }
 
@@ -480,9 +398,8 @@ fn describe(v: &Value) -> String {
 
 fn parse_request_limit(v: &Value) -> Result<RequestLimit, FieldError> {
     let obj = object(v, "request_limit", &["count", "cycle"])?;
-    let count = obj.get("count").ok_or_else(|| {
-        FieldError::new("request_limit.count", "is required, a whole number >= 1")
-    })?;
+    let count =
+        obj.get("count").ok_or_else(|| FieldError::new("request_limit.count", "is required, a whole number >= 1"))?;
     let count = positive_int(count, "request_limit.count", REQUEST_LIMIT_MAX)?;
     let cycle = parse_cycle(obj.get("cycle"), "request_limit.cycle")?;
     Ok(RequestLimit { count, cycle })
@@ -490,12 +407,9 @@ fn parse_request_limit(v: &Value) -> Result<RequestLimit, FieldError> {
 
 fn parse_rate_limit(v: &Value) -> Result<RateLimit, FieldError> {
     let obj = object(v, "rate_limit", &["rpm", "burst"])?;
-    let rpm = obj.get("rpm").ok_or_else(|| {
-        FieldError::new(
-            "rate_limit.rpm",
-            "is required (requests per minute, >= 1); burst needs it",
-        )
-    })?;
+    let rpm = obj
+        .get("rpm")
+        .ok_or_else(|| FieldError::new("rate_limit.rpm", "is required (requests per minute, >= 1); burst needs it"))?;
     let rpm = positive_int(rpm, "rate_limit.rpm", u64::from(RPM_MAX))? as u32;
     let burst = match obj.get("burst") {
         None | Some(Value::Null) => None,
@@ -549,61 +463,21 @@ mod tests {
         assert_eq!(c.name.as_deref(), Some("Agent - Production"));
         assert_eq!(c.status, Some(KeyStatus::Paused));
         assert_eq!(c.request_shape, Some(WireFormat::Anthropic));
-        assert_eq!(
-            c.allowed_models,
-            Some(Some(vec![
-                "gpt-4o-mini".into(),
-                "claude-sonnet-4-20250514".into()
-            ]))
-        );
-        assert_eq!(
-            c.spend_limit,
-            Some(Some(SpendLimit {
-                amount: Usd::parse("50").unwrap(),
-                cycle: Cycle::Monthly
-            }))
-        );
-        assert_eq!(
-            c.request_limit,
-            Some(Some(RequestLimit {
-                count: 1000,
-                cycle: Cycle::Daily
-            }))
-        );
-        assert_eq!(
-            c.rate_limit,
-            Some(Some(RateLimit {
-                rpm: 60,
-                burst: Some(10)
-            }))
-        );
-        assert_eq!(
-            c.expires_at,
-            Some(Some(Timestamp::parse("2027-01-01T00:00:00Z").unwrap()))
-        );
+        assert_eq!(c.allowed_models, Some(Some(vec!["gpt-4o-mini".into(), "claude-sonnet-4-20250514".into()])));
+        assert_eq!(c.spend_limit, Some(Some(SpendLimit { amount: Usd::parse("50").unwrap(), cycle: Cycle::Monthly })));
+        assert_eq!(c.request_limit, Some(Some(RequestLimit { count: 1000, cycle: Cycle::Daily })));
+        assert_eq!(c.rate_limit, Some(Some(RateLimit { rpm: 60, burst: Some(10) })));
+        assert_eq!(c.expires_at, Some(Some(Timestamp::parse("2027-01-01T00:00:00Z").unwrap())));
     }
 
     #[test]
     fn update_distinguishes_absent_and_null() {
-        let c = parse(
-            json!({"spend_limit": null, "rate_limit": {"rpm": 5}}),
-            Mode::Update,
-        )
-        .unwrap();
+        let c = parse(json!({"spend_limit": null, "rate_limit": {"rpm": 5}}), Mode::Update).unwrap();
         assert_eq!(c.name, None);
         assert_eq!(c.spend_limit, Some(None));
         assert_eq!(c.request_limit, None);
-        assert_eq!(
-            c.rate_limit,
-            Some(Some(RateLimit {
-                rpm: 5,
-                burst: None
-            }))
-        );
-        assert_eq!(
-            parse(json!({}), Mode::Update).unwrap(),
-            SpendKeyChanges::default()
-        );
+        assert_eq!(c.rate_limit, Some(Some(RateLimit { rpm: 5, burst: None })));
+        assert_eq!(parse(json!({}), Mode::Update).unwrap(), SpendKeyChanges::default());
     }
 
     #[test]
@@ -616,67 +490,23 @@ mod tests {
             (json!({"name": "x".repeat(201)}), "name", "201 characters"),
             (json!({"name": 5}), "name", "must be a string"),
             (json!({"name": "a\u{0}b"}), "name", "control"),
-            (
-                json!({"name": "a", "colour": "red"}),
-                "colour",
-                "unknown field",
-            ),
-            (
-                json!({"name": "a", "status": "revoked"}),
-                "status",
-                "DELETE",
-            ),
+            (json!({"name": "a", "colour": "red"}), "colour", "unknown field"),
+            (json!({"name": "a", "status": "revoked"}), "status", "DELETE"),
             (json!({"name": "a", "status": true}), "status", "string"),
-            (
-                json!({"name": "a", "request_shape": "google"}),
-                "request_shape",
-                "\"google\"",
-            ),
-            (
-                json!({"name": "a", "allowed_models": "gpt-4o"}),
-                "allowed_models",
-                "array",
-            ),
-            (
-                json!({"name": "a", "allowed_models": []}),
-                "allowed_models",
-                "at least one",
-            ),
-            (
-                json!({"name": "a", "allowed_models": ["gpt-nope"]}),
-                "allowed_models[0]",
-                "unknown model",
-            ),
-            (
-                json!({"name": "a", "allowed_models": ["gpt-4o-mini", 3]}),
-                "allowed_models[1]",
-                "string",
-            ),
-            (
-                json!({"name": "a", "allowed_providers": ["acme"]}),
-                "allowed_providers[0]",
-                "unknown provider",
-            ),
-            (
-                json!({"name": "a", "spend_limit": "50"}),
-                "spend_limit",
-                "object",
-            ),
-            (
-                json!({"name": "a", "spend_limit": {"cycle": "daily"}}),
-                "spend_limit.amount",
-                "required",
-            ),
+            (json!({"name": "a", "request_shape": "google"}), "request_shape", "\"google\""),
+            (json!({"name": "a", "allowed_models": "gpt-4o"}), "allowed_models", "array"),
+            (json!({"name": "a", "allowed_models": []}), "allowed_models", "at least one"),
+            (json!({"name": "a", "allowed_models": ["gpt-nope"]}), "allowed_models[0]", "unknown model"),
+            (json!({"name": "a", "allowed_models": ["gpt-4o-mini", 3]}), "allowed_models[1]", "string"),
+            (json!({"name": "a", "allowed_providers": ["acme"]}), "allowed_providers[0]", "unknown provider"),
+            (json!({"name": "a", "spend_limit": "50"}), "spend_limit", "object"),
+            (json!({"name": "a", "spend_limit": {"cycle": "daily"}}), "spend_limit.amount", "required"),
             (
                 json!({"name": "a", "spend_limit": {"amount": 50, "cycle": "daily"}}),
                 "spend_limit.amount",
                 "decimal string",
             ),
-            (
-                json!({"name": "a", "spend_limit": {"amount": "-5", "cycle": "daily"}}),
-                "spend_limit.amount",
-                "negative",
-            ),
+            (json!({"name": "a", "spend_limit": {"amount": "-5", "cycle": "daily"}}), "spend_limit.amount", "negative"),
             (
                 json!({"name": "a", "spend_limit": {"amount": "abc", "cycle": "daily"}}),
                 "spend_limit.amount",
@@ -687,11 +517,7 @@ mod tests {
                 "spend_limit.amount",
                 "not a decimal",
             ),
-            (
-                json!({"name": "a", "spend_limit": {"amount": "", "cycle": "daily"}}),
-                "spend_limit.amount",
-                "empty",
-            ),
+            (json!({"name": "a", "spend_limit": {"amount": "", "cycle": "daily"}}), "spend_limit.amount", "empty"),
             (
                 json!({"name": "a", "spend_limit": {"amount": "1e99", "cycle": "daily"}}),
                 "spend_limit.amount",
@@ -702,11 +528,7 @@ mod tests {
                 "spend_limit.amount",
                 "maximum",
             ),
-            (
-                json!({"name": "a", "spend_limit": {"amount": "5"}}),
-                "spend_limit.cycle",
-                "required",
-            ),
+            (json!({"name": "a", "spend_limit": {"amount": "5"}}), "spend_limit.cycle", "required"),
             (
                 json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "yearly"}}),
                 "spend_limit.cycle",
@@ -737,41 +559,13 @@ mod tests {
                 "request_limit.count",
                 "whole number",
             ),
-            (
-                json!({"name": "a", "rate_limit": {"rpm": 0}}),
-                "rate_limit.rpm",
-                "at least 1",
-            ),
-            (
-                json!({"name": "a", "rate_limit": {"burst": 5}}),
-                "rate_limit.rpm",
-                "required",
-            ),
-            (
-                json!({"name": "a", "rate_limit": {"rpm": 5, "burst": 0}}),
-                "rate_limit.burst",
-                "at least 1",
-            ),
-            (
-                json!({"name": "a", "rate_limit": {"rpm": 99999999999u64}}),
-                "rate_limit.rpm",
-                "at most",
-            ),
-            (
-                json!({"name": "a", "expires_at": "2020-01-01T00:00:00Z"}),
-                "expires_at",
-                "in the past",
-            ),
-            (
-                json!({"name": "a", "expires_at": "next week"}),
-                "expires_at",
-                "RFC 3339",
-            ),
-            (
-                json!({"name": "a", "expires_at": 1700000000}),
-                "expires_at",
-                "string",
-            ),
+            (json!({"name": "a", "rate_limit": {"rpm": 0}}), "rate_limit.rpm", "at least 1"),
+            (json!({"name": "a", "rate_limit": {"burst": 5}}), "rate_limit.rpm", "required"),
+            (json!({"name": "a", "rate_limit": {"rpm": 5, "burst": 0}}), "rate_limit.burst", "at least 1"),
+            (json!({"name": "a", "rate_limit": {"rpm": 99999999999u64}}), "rate_limit.rpm", "at most"),
+            (json!({"name": "a", "expires_at": "2020-01-01T00:00:00Z"}), "expires_at", "in the past"),
+            (json!({"name": "a", "expires_at": "next week"}), "expires_at", "RFC 3339"),
+            (json!({"name": "a", "expires_at": 1700000000}), "expires_at", "string"),
         ];
         for (body, param, reason) in cases {
             let err = parse(body.clone(), Mode::Create).unwrap_err();
@@ -790,10 +584,7 @@ mod tests {
             request_shape: WireFormat::OpenAi,
             allowed_models: None,
             allowed_providers: None,
-            spend_limit: Some(SpendLimit {
-                amount: Usd::parse("5").unwrap(),
-                cycle: Cycle::Daily,
-            }),
+            spend_limit: Some(SpendLimit { amount: Usd::parse("5").unwrap(), cycle: Cycle::Daily }),
             request_limit: None,
             rate_limit: None,
             expires_at: None,
@@ -805,18 +596,12 @@ mod tests {
             version: 1,
         };
         let before = key.clone();
-        key.apply(
-            parse(json!({"name": "b"}), Mode::Update).unwrap(),
-            now().plus_millis(5),
-        );
+        key.apply(parse(json!({"name": "b"}), Mode::Update).unwrap(), now().plus_millis(5));
         assert_eq!(key.name, "b");
         assert_eq!(key.spend_limit, before.spend_limit);
         assert_eq!(key.version, 2);
         assert_eq!(key.spend_cycle(), Cycle::Daily);
-        key.apply(
-            parse(json!({"spend_limit": null}), Mode::Update).unwrap(),
-            now(),
-        );
+        key.apply(parse(json!({"spend_limit": null}), Mode::Update).unwrap(), now());
         assert_eq!(key.spend_limit, None);
         assert_eq!(key.spend_cycle(), Cycle::Monthly);
         assert_eq!(key.key_hash, before.key_hash);
@@ -845,22 +630,11 @@ mod tests {
             version: 1,
         };
         assert_eq!(key.check_usable(now()), Ok(()));
-        assert_eq!(
-            key.check_usable(now().plus_millis(1000)),
-            Err(Unusable::Expired(now().plus_millis(1000)))
-        );
+        assert_eq!(key.check_usable(now().plus_millis(1000)), Err(Unusable::Expired(now().plus_millis(1000))));
         key.status = KeyStatus::Paused;
-        assert_eq!(
-            key.check_usable(now()).unwrap_err().to_string(),
-            "key is paused; its owner can resume it"
-        );
+        assert_eq!(key.check_usable(now()).unwrap_err().to_string(), "key is paused; its owner can resume it");
         key.revoked_at = Some(now());
-        assert!(
-            key.check_usable(now())
-                .unwrap_err()
-                .to_string()
-                .starts_with("key was revoked at 2026-11-23")
-        );
+        assert!(key.check_usable(now()).unwrap_err().to_string().starts_with("key was revoked at 2026-11-23"));
 
         let sonnet = catalog.model("claude-sonnet-4-20250514").unwrap();
         let mini = catalog.model("gpt-4o-mini").unwrap();

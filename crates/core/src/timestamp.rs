@@ -73,12 +73,7 @@ mod tests {
     fn round_trips_through_rfc3339() {
         let t = Timestamp::parse("2026-11-23T09:00:15.123Z").unwrap();
         assert_eq!(t.to_string(), "2026-11-23T09:00:15.123Z");
-        assert_eq!(
-            Timestamp::parse("2027-01-01T00:00:00Z")
-                .unwrap()
-                .to_string(),
-            "2027-01-01T00:00:00Z"
-        );
+        assert_eq!(Timestamp::parse("2027-01-01T00:00:00Z").unwrap().to_string(), "2027-01-01T00:00:00Z");
         assert_eq!(
             Timestamp::parse("2027-01-01T02:00:00+02:00").unwrap(),
             Timestamp::parse("2027-01-01T00:00:00Z").unwrap()
@@ -87,13 +82,7 @@ mod tests {
 
     #[test]
     fn rejects_non_timestamps() {
-        for bad in [
-            "",
-            "2027-01-01",
-            "tomorrow",
-            "2027-13-01T00:00:00Z",
-            "1700000000",
-        ] {
+        for bad in ["", "2027-01-01", "tomorrow", "2027-13-01T00:00:00Z", "1700000000"] {
             assert!(Timestamp::parse(bad).is_err(), "{bad}");
         }
     }

@@ -15,16 +15,9 @@ pub async fn create_wallet(
 ) -> Result<(Wallet, WalletKey, Secret), ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > spendgate_core::spend_key::NAME_MAX_CHARS {
-        return Err(ApiError::invalid(
-            "name",
-            "name must be 1 to 200 characters",
-        ));
+        return Err(ApiError::invalid("name", "name must be 1 to 200 characters"));
     }
-    let wallet = Wallet {
-        id: WalletId::generate(random::bytes()?),
-        name: name.to_string(),
-        created_at: now,
-    };
+    let wallet = Wallet { id: WalletId::generate(random::bytes()?), name: name.to_string(), created_at: now };
     let (key, secret) = new_wallet_key(&wallet.id, "default", prefix, now)?;
     store.create_wallet(&wallet, &key).await?;
     Ok((wallet, key, secret))

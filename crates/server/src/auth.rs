@@ -3,32 +3,23 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use spendgate_core::{Secret, SpendKey, WalletKey};
 
 /// The key a request presented, if any: `Authorization: Bearer <key>` or `x-api-key`.
-pub fn presented_key(parts: &Parts) -> Option<Secret> {
-    let bearer = parts
-        .headers
+pub fn presented_key(headers: &HeaderMap) -> Option<Secret> {
+    let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    let api_key = || parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
-    bearer
-        .or_else(api_key)
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(Secret::presented)
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let api_key = || headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    bearer.or_else(api_key).map(str::trim).filter(|k| !k.is_empty()).map(Secret::presented)
 }
 
 fn require_key(parts: &Parts) -> Result<Secret, ApiError> {
-    let secret = presented_key(parts).ok_or_else(|| {
-        ApiError::unauthorized(
-            "missing API key: send it as Authorization: Bearer <key> (or x-api-key)",
-        )
+    let secret = presented_key(&parts.headers).ok_or_else(|| {
+        ApiError::unauthorized("missing API key: send it as Authorization: Bearer <key> (or x-api-key)")
     })?;
     if secret.looks_like_preview() {
         return Err(ApiError::unauthorized(
@@ -80,20 +71,10 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let secret = require_key(parts)?;
-        if !is_spend_key(state, &secret) {
-            return Ok(Caller::Wallet(wallet_key(state, &secret).await?));
+        if is_spend_key(state, &secret) {
+            let (_, key) = crate::gateway::authenticate(state, &parts.headers)?;
+            return Ok(Caller::Spend((*key).clone()));
         }
-        let key = state
-            .store
-            .spend_key_by_hash(&secret.hash())
-            .await?
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "invalid spend key: no key has this secret (was it rotated?)",
-                )
-            })?;
-        key.check_usable(state.now())
-            .map_err(|why| ApiError::unauthorized(why.to_string()))?;
-        Ok(Caller::Spend(key))
+        Ok(Caller::Wallet(wallet_key(state, &secret).await?))
     }
 }

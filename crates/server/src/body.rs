@@ -21,22 +21,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     ErrorKind::PayloadTooLarge,
-                    format!(
-                        "request body is larger than the limit of {WALLET_API_BODY_LIMIT} bytes"
-                    ),
+                    format!("request body is larger than the limit of {WALLET_API_BODY_LIMIT} bytes"),
                 )
             } else {
-                ApiError::invalid(
-                    "body",
-                    format!("could not read the request body: {rejection}"),
-                )
+                ApiError::invalid("body", format!("could not read the request body: {rejection}"))
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::invalid(
-                "body",
-                "body: is empty; send a JSON object",
-            ));
+            return Err(ApiError::invalid("body", "body: is empty; send a JSON object"));
         }
         serde_json::from_slice(&bytes)
             .map(JsonBody)

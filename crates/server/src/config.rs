@@ -2,9 +2,10 @@
 //! environment variables and command-line flags on top, validated once into [`Config`].
 
 use serde::Deserialize;
-use spendgate_core::Catalog;
 use spendgate_core::catalog::{ModelEntry, ProviderEntry};
+use spendgate_core::meter::ReservationPolicy;
 use spendgate_core::secret::{SPEND_KEY_PREFIX, WALLET_KEY_PREFIX};
+use spendgate_core::{ApiKey, Catalog};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,8 @@ pub struct ConfigFile {
     pub database: Option<String>,
     #[serde(default)]
     pub keys: KeysSection,
+    #[serde(default)]
+    pub gateway: GatewaySection,
     /// Providers to add, or fields of built-in ones to override.
     #[serde(default)]
     pub provider: Vec<ProviderEntry>,
@@ -31,6 +34,13 @@ pub struct ConfigFile {
 pub struct KeysSection {
     pub spend_key_prefix: Option<String>,
     pub wallet_key_prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// `strict` (default: spend limits are hard caps) or `lenient`.
+    pub reservation: Option<String>,
 }
 
 /// What the command line and environment said (each `None` when not given).
@@ -49,15 +59,13 @@ pub struct Config {
     pub spend_key_prefix: String,
     pub wallet_key_prefix: String,
     pub catalog: Catalog,
+    pub reservation: ReservationPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("listen address {0:?} is not HOST:PORT with an IP host, like 127.0.0.1:8080")]
@@ -66,11 +74,10 @@ pub enum ConfigError {
     Prefix { field: &'static str, value: String },
     #[error("keys.spend_key_prefix and keys.wallet_key_prefix must differ")]
     SamePrefix,
+    #[error("gateway.reservation {0:?} must be \"strict\" or \"lenient\"")]
+    Reservation(String),
     #[error("config file {path}: {source}")]
-    Catalog {
-        path: PathBuf,
-        source: spendgate_core::catalog::CatalogError,
-    },
+    Catalog { path: PathBuf, source: spendgate_core::catalog::CatalogError },
 }
 
 impl Config {
@@ -78,76 +85,73 @@ impl Config {
     pub fn load(o: &Overrides) -> Result<Config, ConfigError> {
         let (file, path) = match &o.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let file: ConfigFile = toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
                 (file, path.clone())
             }
             None => (ConfigFile::default(), PathBuf::from("(none)")),
         };
-        Config::resolve(file, &path, o)
+        Config::resolve(file, &path, o, &|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
 
-    fn resolve(file: ConfigFile, path: &Path, o: &Overrides) -> Result<Config, ConfigError> {
-        let listen_text = o
-            .listen
-            .clone()
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = listen_text
-            .parse()
-            .map_err(|_| ConfigError::Listen(listen_text.clone()))?;
-        let database_url = o
-            .database
-            .clone()
-            .or(file.database)
-            .unwrap_or_else(default_database_url);
+    /// A config from TOML text and overrides alone, ignoring the environment (tests,
+    /// and tools that must not pick up a shell's provider keys).
+    pub fn from_toml(text: &str, o: &Overrides) -> Result<Config, ConfigError> {
+        let path = PathBuf::from("(inline)");
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
+        Config::resolve(file, &path, o, &|_| None)
+    }
+
+    fn resolve(
+        file: ConfigFile,
+        path: &Path,
+        o: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let listen_text = o.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|_| ConfigError::Listen(listen_text.clone()))?;
+        let database_url = o.database.clone().or(file.database).unwrap_or_else(default_database_url);
         let prefix = |field, value: Option<String>, default: &str| {
             let value = value.unwrap_or_else(|| default.to_string());
-            let ok = (3..=32).contains(&value.len())
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if ok {
-                Ok(value)
-            } else {
-                Err(ConfigError::Prefix { field, value })
-            }
+            let ok = (3..=32).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if ok { Ok(value) } else { Err(ConfigError::Prefix { field, value }) }
         };
-        let spend_key_prefix = prefix(
-            "spend_key_prefix",
-            file.keys.spend_key_prefix,
-            SPEND_KEY_PREFIX,
-        )?;
-        let wallet_key_prefix = prefix(
-            "wallet_key_prefix",
-            file.keys.wallet_key_prefix,
-            WALLET_KEY_PREFIX,
-        )?;
+        let spend_key_prefix = prefix("spend_key_prefix", file.keys.spend_key_prefix, SPEND_KEY_PREFIX)?;
+        let wallet_key_prefix = prefix("wallet_key_prefix", file.keys.wallet_key_prefix, WALLET_KEY_PREFIX)?;
         if spend_key_prefix == wallet_key_prefix {
             return Err(ConfigError::SamePrefix);
         }
-        let catalog = Catalog::builtin()
-            .with_file(spendgate_core::catalog::CatalogFile {
-                provider: file.provider,
-                model: file.model,
-            })
-            .map_err(|source| ConfigError::Catalog {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Config {
-            listen,
-            database_url,
-            spend_key_prefix,
-            wallet_key_prefix,
-            catalog,
-        })
+        let mut catalog = Catalog::builtin()
+            .with_file(spendgate_core::catalog::CatalogFile { provider: file.provider, model: file.model })
+            .map_err(|source| ConfigError::Catalog { path: path.to_path_buf(), source })?;
+        apply_provider_env(&mut catalog, env);
+        let reservation = match file.gateway.reservation.as_deref() {
+            None | Some("strict") => ReservationPolicy::Strict,
+            Some("lenient") => ReservationPolicy::Lenient,
+            Some(other) => return Err(ConfigError::Reservation(other.to_string())),
+        };
+        Ok(Config { listen, database_url, spend_key_prefix, wallet_key_prefix, catalog, reservation })
+    }
+}
+
+/// The environment overrides the file for provider credentials and base URLs: each
+/// provider's `api_key_env` (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `GROQ_API_KEY`, ...)
+/// and `<NAME>_BASE_URL` (`OPENAI_BASE_URL`, `ANTHROPIC_BASE_URL`, ...), the names the
+/// providers' own SDKs read.
+fn apply_provider_env(catalog: &mut Catalog, env: &dyn Fn(&str) -> Option<String>) {
+    let names: Vec<String> = catalog.providers().iter().map(|p| p.name.clone()).collect();
+    for name in names {
+        let Some(p) = catalog.provider_mut(&name) else { continue };
+        if let Some(key) = env(&p.api_key_env) {
+            p.api_key = Some(ApiKey::new(key));
+        }
+        let base_env = format!("{}_BASE_URL", name.to_uppercase().replace('-', "_"));
+        if let Some(url) = env(&base_env) {
+            p.base_url = url.trim_end_matches('/').to_string();
+        }
     }
 }
 
@@ -158,9 +162,7 @@ pub fn default_database_url() -> String {
     let dir = std::env::var_os("SPENDGATE_DATA_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("spendgate")))
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/spendgate"))
-        })
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/spendgate")))
         .unwrap_or_else(|| PathBuf::from("spendgate-data"));
     format!("sqlite://{}", dir.join("spendgate.db").display())
 }
@@ -170,27 +172,17 @@ mod tests {
     use super::*;
 
     fn resolve(toml_text: &str, o: Overrides) -> Result<Config, ConfigError> {
-        let file: ConfigFile = toml::from_str(toml_text).map_err(|e| ConfigError::Parse {
-            path: "t".into(),
-            message: e.to_string(),
-        })?;
-        Config::resolve(file, Path::new("t.toml"), &o)
+        let file: ConfigFile =
+            toml::from_str(toml_text).map_err(|e| ConfigError::Parse { path: "t".into(), message: e.to_string() })?;
+        Config::resolve(file, Path::new("t.toml"), &o, &|_| None)
     }
 
     #[test]
     fn flags_beat_file_beat_defaults() {
-        let c = resolve(
-            "listen = \"0.0.0.0:9000\"\ndatabase = \"sqlite://a.db\"",
-            Overrides::default(),
-        )
-        .unwrap();
+        let c = resolve("listen = \"0.0.0.0:9000\"\ndatabase = \"sqlite://a.db\"", Overrides::default()).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.database_url, "sqlite://a.db");
-        let o = Overrides {
-            listen: Some("127.0.0.1:1".into()),
-            database: Some("sqlite://b.db".into()),
-            config: None,
-        };
+        let o = Overrides { listen: Some("127.0.0.1:1".into()), database: Some("sqlite://b.db".into()), config: None };
         let c = resolve("listen = \"0.0.0.0:9000\"", o).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:1");
         assert_eq!(c.database_url, "sqlite://b.db");
@@ -207,26 +199,32 @@ mod tests {
         assert!(err("listen = \"localhost\"").contains("\"localhost\""));
         assert!(err("[keys]\nspend_key_prefix = \"a b\"").contains("keys.spend_key_prefix"));
         assert!(err("[keys]\nspend_key_prefix = \"lava_wk_\"").contains("must differ"));
-        assert!(
-            err("[[model]]\nid = \"new\"\nprovider = \"openai\"").contains("`input` is required")
-        );
+        assert!(err("[[model]]\nid = \"new\"\nprovider = \"openai\"").contains("`input` is required"));
+    }
+
+    #[test]
+    fn provider_credentials_come_from_the_environment_over_the_file() {
+        let file: ConfigFile = toml::from_str(
+            "[[provider]]\nname = \"openai\"\napi_key = \"from-file\"\n[[provider]]\nname = \"groq\"\napi_key = \"groq-file\"\n[gateway]\nreservation = \"lenient\"",
+        )
+        .unwrap();
+        let env = |name: &str| match name {
+            "OPENAI_API_KEY" => Some("from-env".to_string()),
+            "ANTHROPIC_BASE_URL" => Some("http://127.0.0.1:9/".to_string()),
+            _ => None,
+        };
+        let c = Config::resolve(file, Path::new("t"), &Overrides::default(), &env).unwrap();
+        let key = |p: &str| c.catalog.provider(p).unwrap().api_key.as_ref().map(|k| k.expose().to_string());
+        assert_eq!(key("openai").as_deref(), Some("from-env"));
+        assert_eq!(key("groq").as_deref(), Some("groq-file"));
+        assert_eq!(key("anthropic"), None);
+        assert_eq!(c.catalog.provider("anthropic").unwrap().base_url, "http://127.0.0.1:9");
+        assert_eq!(c.reservation, ReservationPolicy::Lenient);
     }
 
     #[test]
     fn catalog_overrides_apply() {
-        let c = resolve(
-            "[[model]]\nid = \"gpt-4o-mini\"\noutput = \"9\"",
-            Overrides::default(),
-        )
-        .unwrap();
-        assert_eq!(
-            c.catalog
-                .model("gpt-4o-mini")
-                .unwrap()
-                .prices
-                .output
-                .to_string(),
-            "9.00"
-        );
+        let c = resolve("[[model]]\nid = \"gpt-4o-mini\"\noutput = \"9\"", Overrides::default()).unwrap();
+        assert_eq!(c.catalog.model("gpt-4o-mini").unwrap().prices.output.to_string(), "9.00");
     }
 }

@@ -1,7 +1,8 @@
-//! The one error type of the HTTP layer. Each error knows its status and renders
-//! itself; handlers only construct them.
+//! The one error type of the HTTP layer. Each error knows its status and renders itself
+//! in the format of the endpoint that failed (the wallet API's, OpenAI's or Anthropic's),
+//! in this one place; handlers only construct them.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use spendgate_core::FieldError;
@@ -11,11 +12,18 @@ use spendgate_store::StoreError;
 pub enum ErrorKind {
     InvalidRequest,
     Authentication,
+    PermissionDenied,
     NotFound,
     MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
+    /// A rate limit: retry after a short wait.
+    RateLimited,
+    /// A spend or request cap: no retry helps until the cycle ends.
+    QuotaExceeded,
     Internal,
+    /// The provider could not be reached or answered garbage.
+    BadGateway,
     Unavailable,
 }
 
@@ -24,28 +32,61 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
+            ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RateLimited | ErrorKind::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
-    /// The `error.type` string.
-    pub fn type_name(self) -> &'static str {
+    /// `error.type` in the wallet API and in Anthropic's format.
+    fn anthropic_type(self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed | ErrorKind::Conflict => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
+            ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::NotFound => "not_found_error",
-            ErrorKind::MethodNotAllowed => "invalid_request_error",
-            ErrorKind::Conflict => "conflict_error",
             ErrorKind::PayloadTooLarge => "request_too_large",
-            ErrorKind::Internal => "api_error",
-            ErrorKind::Unavailable => "unavailable_error",
+            ErrorKind::RateLimited | ErrorKind::QuotaExceeded => "rate_limit_error",
+            ErrorKind::Internal | ErrorKind::BadGateway => "api_error",
+            ErrorKind::Unavailable => "overloaded_error",
         }
     }
+
+    /// `error.type` in OpenAI's format.
+    fn openai_type(self) -> &'static str {
+        match self {
+            ErrorKind::RateLimited => "requests",
+            ErrorKind::QuotaExceeded => "insufficient_quota",
+            ErrorKind::Internal | ErrorKind::BadGateway | ErrorKind::Unavailable => "server_error",
+            ErrorKind::PermissionDenied => "permission_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    fn management_type(self) -> &'static str {
+        match self {
+            ErrorKind::Conflict => "conflict_error",
+            ErrorKind::Unavailable => "unavailable_error",
+            other => other.anthropic_type(),
+        }
+    }
+}
+
+/// Which shape an error takes on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// `{"error": {"type", "message", "param"?}}`
+    Management,
+    /// `{"error": {"message", "type", "param", "code"}}`
+    OpenAi,
+    /// `{"type": "error", "error": {"type", "message"}}`
+    Anthropic,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -55,27 +96,22 @@ pub struct ApiError {
     pub message: String,
     /// The offending field, as a JSON path (`spend_limit.amount`).
     pub param: Option<String>,
+    /// OpenAI's `error.code` (`invalid_api_key`, `model_not_found`, ...).
+    pub code: Option<&'static str>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError {
-            kind,
-            message: message.into(),
-            param: None,
-        }
+        ApiError { kind, message: message.into(), param: None, code: None, headers: Vec::new() }
     }
 
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError {
-            kind: ErrorKind::InvalidRequest,
-            message: message.into(),
-            param: Some(param.into()),
-        }
+        ApiError { param: Some(param.into()), ..ApiError::new(ErrorKind::InvalidRequest, message) }
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError::new(ErrorKind::Authentication, message)
+        ApiError::new(ErrorKind::Authentication, message).with_code("invalid_api_key")
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -84,10 +120,45 @@ impl ApiError {
 
     pub fn internal(what: impl std::fmt::Display) -> Self {
         tracing::error!(error = %what, "internal error");
-        ApiError::new(
-            ErrorKind::Internal,
-            "internal error; the server log has the details",
-        )
+        ApiError::new(ErrorKind::Internal, "internal error; the server log has the details")
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl ToString) -> Self {
+        if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+            self.headers.push((HeaderName::from_static(name), v));
+        }
+        self
+    }
+
+    /// The response in `format`.
+    pub fn render(self, format: ErrorFormat) -> Response {
+        let body = match format {
+            ErrorFormat::Management => {
+                let mut error = json!({ "type": self.kind.management_type(), "message": self.message });
+                if let Some(param) = self.param {
+                    error["param"] = param.into();
+                }
+                json!({ "error": error })
+            }
+            ErrorFormat::OpenAi => json!({ "error": {
+                "message": self.message,
+                "type": self.kind.openai_type(),
+                "param": self.param,
+                "code": self.code,
+            }}),
+            ErrorFormat::Anthropic => json!({
+                "type": "error",
+                "error": { "type": self.kind.anthropic_type(), "message": self.message },
+            }),
+        };
+        let mut response = (self.kind.status(), axum::Json(body)).into_response();
+        response.headers_mut().extend(self.headers);
+        response
     }
 }
 
@@ -103,13 +174,9 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// The wallet API's format: `{"error": {"type", "message", "param"?}}`.
+/// The wallet API's format.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "type": self.kind.type_name(), "message": self.message });
-        if let Some(param) = self.param {
-            error["param"] = param.into();
-        }
-        (self.kind.status(), axum::Json(json!({ "error": error }))).into_response()
+        self.render(ErrorFormat::Management)
     }
 }

@@ -1,4 +1,4 @@
-//! spendgate's HTTP server: the wallet API today, the gateway endpoints next. Handlers
+//! spendgate's HTTP server: the wallet API and the gateway endpoints. Handlers
 //! are thin: parse, call the logic (`wallet_api::keys`, `spendgate-core`), render.
 #![forbid(unsafe_code)]
 
@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod random;
 pub mod state;
 pub mod wallet_api;
@@ -28,19 +29,17 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(wallet_api::routes())
+        .merge(wallet_api::routes().layer(DefaultBodyLimit::max(body::WALLET_API_BODY_LIMIT)))
+        .merge(gateway::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body::WALLET_API_BODY_LIMIT))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
 pub async fn run(state: AppState, listener: TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
@@ -81,11 +80,7 @@ async fn not_found(uri: Uri) -> ApiError {
     let path = uri.path();
     let hint = if path.starts_with("/v1/v1/") {
         " (the base URL ends in /v1 twice: for OpenAI-format tools use http://HOST:PORT/v1, for Anthropic-format tools http://HOST:PORT)"
-    } else if path == "/chat/completions"
-        || path == "/responses"
-        || path == "/embeddings"
-        || path == "/models"
-    {
+    } else if path == "/chat/completions" || path == "/responses" || path == "/embeddings" || path == "/models" {
         " (OpenAI-format tools need the base URL http://HOST:PORT/v1, with /v1)"
     } else if path == "/messages" || path.starts_with("/messages/") {
         " (Anthropic-format tools need the base URL http://HOST:PORT, without /v1: the SDK appends /v1/messages)"
@@ -96,10 +91,7 @@ async fn not_found(uri: Uri) -> ApiError {
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        ErrorKind::MethodNotAllowed,
-        format!("{method} is not allowed on {}", uri.path()),
-    )
+    ApiError::new(ErrorKind::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
 }
 
 /// One log line per request: method, path (never the query or headers), status, time.

@@ -8,12 +8,7 @@ use serde_json::{Map, Value, json};
 #[derive(Args, Clone)]
 pub struct ClientArgs {
     /// The server's base URL.
-    #[arg(
-        long,
-        env = "SPENDGATE_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "SPENDGATE_URL", default_value = "http://127.0.0.1:8080", global = true)]
     url: String,
     /// Print the API's JSON instead of text.
     #[arg(long, global = true)]
@@ -151,59 +146,38 @@ struct Client {
 
 impl Client {
     fn new(args: &ClientArgs) -> anyhow::Result<Client> {
-        let wallet_key = std::env::var("SPENDGATE_WALLET_KEY")
-            .ok()
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| {
+        let wallet_key =
+            std::env::var("SPENDGATE_WALLET_KEY").ok().filter(|k| !k.trim().is_empty()).ok_or_else(|| {
                 anyhow!("set SPENDGATE_WALLET_KEY to a wallet API key (create one with `spendgate wallets create`)")
             })?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("spendgate-cli/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Client {
-            http,
-            base: args.url.trim_end_matches('/').to_string(),
-            wallet_key,
-        })
+        let http =
+            reqwest::Client::builder().user_agent(concat!("spendgate-cli/", env!("CARGO_PKG_VERSION"))).build()?;
+        Ok(Client { http, base: args.url.trim_end_matches('/').to_string(), wallet_key })
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let mut req = self
-            .http
-            .request(method, &url)
-            .bearer_auth(&self.wallet_key);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.wallet_key);
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.with_context(|| {
-            format!(
-                "cannot reach spendgate at {}; is `spendgate serve` running?",
-                self.base
-            )
-        })?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach spendgate at {}; is `spendgate serve` running?", self.base))?;
         let status = resp.status();
         let text = resp.text().await?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if !status.is_success() {
-            let message = value["error"]["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| value.to_string());
+            let message = value["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
             bail!("{} {}", status.as_u16(), message);
         }
         Ok(value)
     }
 }
 
-fn split_limit<'a>(
-    flag: &str,
-    value: &'a str,
-    example: &str,
-) -> anyhow::Result<(&'a str, &'a str)> {
-    value
-        .split_once('/')
-        .ok_or_else(|| anyhow!("--{flag} {value:?}: expected {example}"))
+fn split_limit<'a>(flag: &str, value: &'a str, example: &str) -> anyhow::Result<(&'a str, &'a str)> {
+    value.split_once('/').ok_or_else(|| anyhow!("--{flag} {value:?}: expected {example}"))
 }
 
 impl KeyOptions {
@@ -215,29 +189,16 @@ impl KeyOptions {
             body.insert("allowed_providers".into(), json!(self.providers));
         }
         if let Some(limit) = &self.spend_limit {
-            let (amount, cycle) =
-                split_limit("spend-limit", limit, "AMOUNT/CYCLE like 50/monthly")?;
-            body.insert(
-                "spend_limit".into(),
-                json!({ "amount": amount.trim_start_matches('$'), "cycle": cycle }),
-            );
+            let (amount, cycle) = split_limit("spend-limit", limit, "AMOUNT/CYCLE like 50/monthly")?;
+            body.insert("spend_limit".into(), json!({ "amount": amount.trim_start_matches('$'), "cycle": cycle }));
         }
         if let Some(limit) = &self.request_limit {
-            let (count, cycle) =
-                split_limit("request-limit", limit, "COUNT/CYCLE like 1000/daily")?;
-            let count: i64 = count
-                .parse()
-                .map_err(|_| anyhow!("--request-limit: {count:?} is not a whole number"))?;
-            body.insert(
-                "request_limit".into(),
-                json!({ "count": count, "cycle": cycle }),
-            );
+            let (count, cycle) = split_limit("request-limit", limit, "COUNT/CYCLE like 1000/daily")?;
+            let count: i64 = count.parse().map_err(|_| anyhow!("--request-limit: {count:?} is not a whole number"))?;
+            body.insert("request_limit".into(), json!({ "count": count, "cycle": cycle }));
         }
         if let Some(rpm) = self.rpm {
-            body.insert(
-                "rate_limit".into(),
-                json!({ "rpm": rpm, "burst": self.burst }),
-            );
+            body.insert("rate_limit".into(), json!({ "rpm": rpm, "burst": self.burst }));
         }
         if let Some(expires) = self.expires {
             body.insert("expires_at".into(), json!(expires));
@@ -251,29 +212,17 @@ impl KeyOptions {
 
 pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::Create {
-            name,
-            paused,
-            options,
-            client,
-        } => {
+        KeysCommand::Create { name, paused, options, client } => {
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             if paused {
                 body.insert("status".into(), json!("paused"));
             }
             options.into_body(&mut body)?;
-            let key = Client::new(&client)?
-                .call(Method::POST, "/v1/spend_keys", Some(Value::Object(body)))
-                .await?;
+            let key = Client::new(&client)?.call(Method::POST, "/v1/spend_keys", Some(Value::Object(body))).await?;
             show_key(&key, client.json, "Created")
         }
-        KeysCommand::List {
-            limit,
-            cursor,
-            all,
-            client,
-        } => {
+        KeysCommand::List { limit, cursor, all, client } => {
             let api = Client::new(&client)?;
             let mut keys = Vec::new();
             let mut cursor = cursor;
@@ -291,10 +240,7 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
                 cursor = page["next_cursor"].as_str().map(str::to_string);
                 if !all || cursor.is_none() {
                     if !all && cursor.is_some() {
-                        eprintln!(
-                            "(more keys: --all, or --cursor {})",
-                            cursor.unwrap_or_default()
-                        );
+                        eprintln!("(more keys: --all, or --cursor {})", cursor.unwrap_or_default());
                     }
                     break;
                 }
@@ -313,25 +259,12 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
                         text_or(&k["last_used_at"], "never"),
                     ]
                 });
-                crate::table::print(
-                    &[
-                        "ID",
-                        "NAME",
-                        "STATUS",
-                        "FORMAT",
-                        "SPEND",
-                        "REQUESTS",
-                        "LAST USED",
-                    ],
-                    rows,
-                );
+                crate::table::print(&["ID", "NAME", "STATUS", "FORMAT", "SPEND", "REQUESTS", "LAST USED"], rows);
             }
             Ok(())
         }
         KeysCommand::Get { id, client } => {
-            let key = Client::new(&client)?
-                .call(Method::GET, &key_path(&id)?, None)
-                .await?;
+            let key = Client::new(&client)?.call(Method::GET, &key_path(&id)?, None).await?;
             show_key(&key, client.json, "Spend key")
         }
         KeysCommand::Update {
@@ -364,27 +297,19 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
                 }
             }
             if body.is_empty() {
-                bail!(
-                    "nothing to change: give at least one option (see `spendgate keys update --help`)"
-                );
+                bail!("nothing to change: give at least one option (see `spendgate keys update --help`)");
             }
-            let key = Client::new(&client)?
-                .call(Method::PUT, &key_path(&id)?, Some(Value::Object(body)))
-                .await?;
+            let key = Client::new(&client)?.call(Method::PUT, &key_path(&id)?, Some(Value::Object(body))).await?;
             show_key(&key, client.json, "Updated")
         }
         KeysCommand::Pause { id, client } => set_status(&id, &client, "paused").await,
         KeysCommand::Resume { id, client } => set_status(&id, &client, "active").await,
         KeysCommand::Rotate { id, client } => {
-            let key = Client::new(&client)?
-                .call(Method::POST, &format!("{}/rotate", key_path(&id)?), None)
-                .await?;
+            let key = Client::new(&client)?.call(Method::POST, &format!("{}/rotate", key_path(&id)?), None).await?;
             show_key(&key, client.json, "Rotated")
         }
         KeysCommand::Revoke { id, client } => {
-            let answer = Client::new(&client)?
-                .call(Method::DELETE, &key_path(&id)?, None)
-                .await?;
+            let answer = Client::new(&client)?.call(Method::DELETE, &key_path(&id)?, None).await?;
             if client.json {
                 say!("{answer}");
             } else {
@@ -393,9 +318,7 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Usage { id, client } => {
-            let key = Client::new(&client)?
-                .call(Method::GET, &key_path(&id)?, None)
-                .await?;
+            let key = Client::new(&client)?.call(Method::GET, &key_path(&id)?, None).await?;
             if client.json {
                 let fields = [
                     "spend_key_id",
@@ -405,23 +328,12 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
                     "total_requests",
                     "last_used_at",
                 ];
-                let usage: Map<String, Value> = fields
-                    .iter()
-                    .map(|f| (f.to_string(), key[*f].clone()))
-                    .collect();
+                let usage: Map<String, Value> = fields.iter().map(|f| (f.to_string(), key[*f].clone())).collect();
                 say!("{}", serde_json::to_string_pretty(&usage)?);
             } else {
                 say!("{} ({})", text(&key["name"]), text(&key["spend_key_id"]));
-                say!(
-                    "  spend     {}  (total ${})",
-                    spend(&key),
-                    text(&key["total_spend"])
-                );
-                say!(
-                    "  requests  {}  (total {})",
-                    requests(&key),
-                    key["total_requests"]
-                );
+                say!("  spend     {}  (total ${})", spend(&key), text(&key["total_spend"]));
+                say!("  requests  {}  (total {})", requests(&key), key["total_requests"]);
                 say!("  last used {}", text_or(&key["last_used_at"], "never"));
             }
             Ok(())
@@ -430,29 +342,15 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
 }
 
 async fn set_status(id: &str, client: &ClientArgs, status: &str) -> anyhow::Result<()> {
-    let key = Client::new(client)?
-        .call(
-            Method::PUT,
-            &key_path(id)?,
-            Some(json!({ "status": status })),
-        )
-        .await?;
-    let verb = if status == "paused" {
-        "Paused"
-    } else {
-        "Resumed"
-    };
+    let key = Client::new(client)?.call(Method::PUT, &key_path(id)?, Some(json!({ "status": status }))).await?;
+    let verb = if status == "paused" { "Paused" } else { "Resumed" };
     show_key(&key, client.json, verb)
 }
 
 /// The API path of a key. Ids are URL-safe; anything else is refused rather than
 /// sent to some other path.
 fn key_path(id: &str) -> anyhow::Result<String> {
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         bail!("{id:?} is not a spend key id (like key_...)");
     }
     Ok(format!("/v1/spend_keys/{id}"))
@@ -476,24 +374,14 @@ fn status(k: &Value) -> String {
 
 fn spend(k: &Value) -> String {
     match k["spend_limit"].as_object() {
-        Some(l) => format!(
-            "${} / ${} {}",
-            text(&k["current_spend"]),
-            text(&l["amount"]),
-            text(&l["cycle"])
-        ),
+        Some(l) => format!("${} / ${} {}", text(&k["current_spend"]), text(&l["amount"]), text(&l["cycle"])),
         None => format!("${} this month", text(&k["current_spend"])),
     }
 }
 
 fn requests(k: &Value) -> String {
     match k["request_limit"].as_object() {
-        Some(l) => format!(
-            "{} / {} {}",
-            k["current_requests"],
-            l["count"],
-            text(&l["cycle"])
-        ),
+        Some(l) => format!("{} / {} {}", k["current_requests"], l["count"], text(&l["cycle"])),
         None => format!("{} this month", k["current_requests"]),
     }
 }
@@ -503,11 +391,7 @@ fn show_key(k: &Value, as_json: bool, verb: &str) -> anyhow::Result<()> {
         say!("{}", serde_json::to_string_pretty(k)?);
         return Ok(());
     }
-    say!(
-        "{verb} spend key {} ({})",
-        text(&k["name"]),
-        text(&k["spend_key_id"])
-    );
+    say!("{verb} spend key {} ({})", text(&k["name"]), text(&k["spend_key_id"]));
     if let Some(secret) = k["key"].as_str() {
         say!("\n  {secret}\n\nThis is the only time the full key is shown: store it now.\n");
     }
@@ -516,11 +400,7 @@ fn show_key(k: &Value, as_json: bool, verb: &str) -> anyhow::Result<()> {
         None => all.to_string(),
     };
     let rate = match k["rate_limit"].as_object() {
-        Some(r) => format!(
-            "{} rpm, burst {}",
-            r["rpm"],
-            text_or(&r["burst"], "default")
-        ),
+        Some(r) => format!("{} rpm, burst {}", r["rpm"], text_or(&r["burst"], "default")),
         None => "none".to_string(),
     };
     let rows = [

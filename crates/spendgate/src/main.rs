@@ -40,14 +40,13 @@ enum Command {
     /// Manage spend keys through the wallet API (needs SPENDGATE_WALLET_KEY).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Run a mock OpenAI + Anthropic provider (for tests, benchmarks and trying it out).
+    MockProvider(spendgate_mock::MockArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -59,6 +58,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Wallets(cmd) => wallets::run(cmd).await,
             Command::Keys(cmd) => keys::run(cmd).await,
+            Command::MockProvider(args) => spendgate_mock::run(args).await,
         }
     });
     match result {

@@ -3,8 +3,9 @@
 use anyhow::Context;
 use clap::Args;
 use spendgate_server::config::{Config, Overrides};
-use spendgate_server::state::AppState;
+use spendgate_server::state::{AppState, SystemClock};
 use std::path::PathBuf;
+use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Args)]
@@ -25,11 +26,7 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log_format);
-    let config = Config::load(&Overrides {
-        listen: args.listen,
-        database: args.database,
-        config: args.config,
-    })?;
+    let config = Config::load(&Overrides { listen: args.listen, database: args.database, config: args.config })?;
     let store = spendgate_store::open(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
@@ -47,7 +44,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // On stdout, for people and for scripts that start us on port 0.
     say!("spendgate listening on http://{addr}");
     say!("database: {}", config.database_url);
-    spendgate_server::run(AppState::new(store, config), listener).await?;
+    let state = AppState::build(store, config, Arc::new(SystemClock)).await?;
+    tracing::info!(
+        spend_keys = state.keys.len(),
+        providers = ?state.upstreams.configured(),
+        reservation = ?state.config.reservation,
+        "gateway ready"
+    );
+    if state.upstreams.configured().is_empty() {
+        tracing::warn!("no provider has an API key: set OPENAI_API_KEY, ANTHROPIC_API_KEY, ... (see the README)");
+    }
+    spendgate_server::run(state, listener).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -57,10 +64,7 @@ fn init_logging(format: &str) {
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if format == "json" {
         builder.json().init();
     } else {

@@ -70,11 +70,8 @@ pub enum WalletKeysCommand {
 }
 
 async fn open(args: &StoreArgs) -> anyhow::Result<(Arc<dyn Store>, Config)> {
-    let config = Config::load(&Overrides {
-        database: args.database.clone(),
-        config: args.config.clone(),
-        listen: None,
-    })?;
+    let config =
+        Config::load(&Overrides { database: args.database.clone(), config: args.config.clone(), listen: None })?;
     let store = spendgate_store::open(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
@@ -89,23 +86,13 @@ pub async fn run(cmd: WalletsCommand) -> anyhow::Result<()> {
     match cmd {
         WalletsCommand::Create { name, store: args } => {
             let (store, config) = open(&args).await?;
-            let (wallet, _, secret) =
-                admin::create_wallet(&*store, &name, &config.wallet_key_prefix, now()).await?;
+            let (wallet, _, secret) = admin::create_wallet(&*store, &name, &config.wallet_key_prefix, now()).await?;
             if args.json {
-                say!(
-                    "{}",
-                    json!({ "wallet_id": wallet.id.as_str(), "key": secret.expose() })
-                );
+                say!("{}", json!({ "wallet_id": wallet.id.as_str(), "key": secret.expose() }));
             } else {
                 say!("Created wallet {} ({})", wallet.name, wallet.id);
-                say!(
-                    "Wallet API key (shown once, store it now):\n\n  {}\n",
-                    secret.expose()
-                );
-                say!(
-                    "Use it with:  export SPENDGATE_WALLET_KEY={}",
-                    secret.expose()
-                );
+                say!("Wallet API key (shown once, store it now):\n\n  {}\n", secret.expose());
+                say!("Use it with:  export SPENDGATE_WALLET_KEY={}", secret.expose());
             }
         }
         WalletsCommand::List { store: args } => {
@@ -118,39 +105,22 @@ pub async fn run(cmd: WalletsCommand) -> anyhow::Result<()> {
                     .collect();
                 say!("{}", serde_json::to_string_pretty(&items)?);
             } else {
-                let rows = wallets
-                    .iter()
-                    .map(|w| vec![w.id.to_string(), w.name.clone(), w.created_at.to_string()]);
+                let rows = wallets.iter().map(|w| vec![w.id.to_string(), w.name.clone(), w.created_at.to_string()]);
                 crate::table::print(&["WALLET", "NAME", "CREATED"], rows);
             }
         }
-        WalletsCommand::Keys(WalletKeysCommand::Create {
-            wallet_id,
-            name,
-            store: args,
-        }) => {
+        WalletsCommand::Keys(WalletKeysCommand::Create { wallet_id, name, store: args }) => {
             let (store, config) = open(&args).await?;
             let wallet = WalletId::new(wallet_id);
             let (key, secret) =
-                admin::create_wallet_key(&*store, &wallet, &name, &config.wallet_key_prefix, now())
-                    .await?;
+                admin::create_wallet_key(&*store, &wallet, &name, &config.wallet_key_prefix, now()).await?;
             if args.json {
-                say!(
-                    "{}",
-                    json!({ "wallet_id": wallet.as_str(), "key_id": key.id.as_str(), "key": secret.expose() })
-                );
+                say!("{}", json!({ "wallet_id": wallet.as_str(), "key_id": key.id.as_str(), "key": secret.expose() }));
             } else {
-                say!(
-                    "Created wallet API key {} for {wallet} (shown once):\n\n  {}\n",
-                    key.id,
-                    secret.expose()
-                );
+                say!("Created wallet API key {} for {wallet} (shown once):\n\n  {}\n", key.id, secret.expose());
             }
         }
-        WalletsCommand::Keys(WalletKeysCommand::List {
-            wallet_id,
-            store: args,
-        }) => {
+        WalletsCommand::Keys(WalletKeysCommand::List { wallet_id, store: args }) => {
             let (store, _) = open(&args).await?;
             let keys = store.list_wallet_keys(&WalletId::new(wallet_id)).await?;
             if args.json {
@@ -164,34 +134,15 @@ pub async fn run(cmd: WalletsCommand) -> anyhow::Result<()> {
                 say!("{}", serde_json::to_string_pretty(&items)?);
             } else {
                 let rows = keys.iter().map(|k| {
-                    let state = k
-                        .revoked_at
-                        .map_or("active".to_string(), |t| format!("revoked {t}"));
-                    vec![
-                        k.id.to_string(),
-                        k.name.clone(),
-                        k.key_preview.clone(),
-                        k.created_at.to_string(),
-                        state,
-                    ]
+                    let state = k.revoked_at.map_or("active".to_string(), |t| format!("revoked {t}"));
+                    vec![k.id.to_string(), k.name.clone(), k.key_preview.clone(), k.created_at.to_string(), state]
                 });
                 crate::table::print(&["KEY", "NAME", "PREVIEW", "CREATED", "STATUS"], rows);
             }
         }
-        WalletsCommand::Keys(WalletKeysCommand::Revoke {
-            wallet_id,
-            key_id,
-            store: args,
-        }) => {
+        WalletsCommand::Keys(WalletKeysCommand::Revoke { wallet_id, key_id, store: args }) => {
             let (store, _) = open(&args).await?;
-            if !store
-                .revoke_wallet_key(
-                    &WalletId::new(&wallet_id),
-                    &WalletKeyId::new(&key_id),
-                    now(),
-                )
-                .await?
-            {
+            if !store.revoke_wallet_key(&WalletId::new(&wallet_id), &WalletKeyId::new(&key_id), now()).await? {
                 bail!("no active wallet API key {key_id} in wallet {wallet_id}");
             }
             if args.json {

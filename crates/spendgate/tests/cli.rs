@@ -22,8 +22,7 @@ impl Cli<'_> {
         let mut args = args.to_vec();
         args.push("--json");
         let out = self.ok(&args);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
     }
 
     fn fails(&self, args: &[&str]) -> String {
@@ -38,45 +37,20 @@ fn walkthrough_and_every_keys_command() {
     let dir = TempDir::new("cli");
     let db = dir.db_url();
     // Human output of wallets create shows the key once, with how to use it.
-    let (ok, out, _) = cli(
-        &["wallets", "create", "--name", "Acme", "--database", &db],
-        &[],
-    );
+    let (ok, out, _) = cli(&["wallets", "create", "--name", "Acme", "--database", &db], &[]);
     assert!(ok);
     assert!(out.contains("Created wallet Acme (wal_"), "{out}");
-    let human_key = out
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("lava_wk_"))
-        .unwrap()
-        .to_string();
+    let human_key = out.lines().map(str::trim).find(|l| l.starts_with("lava_wk_")).unwrap().to_string();
     let (wallet_id, wallet_key) = create_wallet(&dir, "Second");
 
     let server = Server::start(&dir);
-    let c = Cli {
-        env: vec![
-            ("SPENDGATE_URL", server.url.as_str()),
-            ("SPENDGATE_WALLET_KEY", wallet_key.as_str()),
-        ],
-    };
-    let both = Cli {
-        env: vec![
-            ("SPENDGATE_URL", server.url.as_str()),
-            ("SPENDGATE_WALLET_KEY", human_key.as_str()),
-        ],
-    };
-    assert_eq!(
-        both.json(&["keys", "list"])["data"],
-        Value::Array(vec![]),
-        "the human-printed key works"
-    );
+    let c = Cli { env: vec![("SPENDGATE_URL", server.url.as_str()), ("SPENDGATE_WALLET_KEY", wallet_key.as_str())] };
+    let both = Cli { env: vec![("SPENDGATE_URL", server.url.as_str()), ("SPENDGATE_WALLET_KEY", human_key.as_str())] };
+    assert_eq!(both.json(&["keys", "list"])["data"], Value::Array(vec![]), "the human-printed key works");
 
     let wallets = c.json(&["wallets", "list", "--database", &db]);
     assert_eq!(wallets.as_array().unwrap().len(), 2);
-    assert!(
-        c.ok(&["wallets", "list", "--database", &db])
-            .contains("Second")
-    );
+    assert!(c.ok(&["wallets", "list", "--database", &db]).contains("Second"));
 
     // keys create with every flag.
     let k = c.json(&[
@@ -106,46 +80,25 @@ fn walkthrough_and_every_keys_command() {
     assert!(k["key"].as_str().unwrap().starts_with("lava_sk_"));
     assert_eq!(k["request_shape"], "anthropic");
     assert_eq!(k["status"], "paused");
-    assert_eq!(
-        k["allowed_models"],
-        serde_json::json!(["claude-sonnet-4-20250514"])
-    );
+    assert_eq!(k["allowed_models"], serde_json::json!(["claude-sonnet-4-20250514"]));
     assert_eq!(k["allowed_providers"], serde_json::json!(["anthropic"]));
-    assert_eq!(
-        k["spend_limit"],
-        serde_json::json!({"amount": "50.00", "cycle": "monthly"})
-    );
-    assert_eq!(
-        k["request_limit"],
-        serde_json::json!({"count": 1000, "cycle": "daily"})
-    );
+    assert_eq!(k["spend_limit"], serde_json::json!({"amount": "50.00", "cycle": "monthly"}));
+    assert_eq!(k["request_limit"], serde_json::json!({"count": 1000, "cycle": "daily"}));
     assert_eq!(k["rate_limit"], serde_json::json!({"rpm": 60, "burst": 10}));
     assert_eq!(k["expires_at"], "2030-01-01T00:00:00Z");
 
     // Human create shows the secret once and the settings.
-    let out = c.ok(&[
-        "keys",
-        "create",
-        "--name",
-        "plain",
-        "--model",
-        "gpt-4o-mini,gpt-4o",
-    ]);
+    let out = c.ok(&["keys", "create", "--name", "plain", "--model", "gpt-4o-mini,gpt-4o"]);
     assert!(out.contains("Created spend key plain"), "{out}");
     assert!(out.contains("only time the full key is shown"));
-    assert!(
-        out.lines()
-            .any(|l| l.trim().starts_with("lava_sk_") && !l.contains('*'))
-    );
+    assert!(out.lines().any(|l| l.trim().starts_with("lava_sk_") && !l.contains('*')));
     assert!(out.contains("gpt-4o-mini, gpt-4o"), "{out}");
 
     // list: table and JSON.
     let table = c.ok(&["keys", "list"]);
     assert!(table.starts_with("ID"), "{table}");
     assert!(
-        table.contains("Claude Code")
-            && table.contains("$0.00 / $50.00 monthly")
-            && table.contains("0 / 1000 daily"),
+        table.contains("Claude Code") && table.contains("$0.00 / $50.00 monthly") && table.contains("0 / 1000 daily"),
         "{table}"
     );
     assert!(!table.contains("lava_sk_"), "no secrets in lists");
@@ -157,33 +110,13 @@ fn walkthrough_and_every_keys_command() {
 
     // get, update, pause, resume, usage.
     assert_eq!(c.json(&["keys", "get", &id])["name"], "Claude Code");
-    assert!(
-        c.ok(&["keys", "get", &id])
-            .contains("rate limit  60 rpm, burst 10")
-    );
-    let u = c.json(&[
-        "keys",
-        "update",
-        &id,
-        "--name",
-        "CC",
-        "--no-spend-limit",
-        "--all-models",
-        "--rpm",
-        "5",
-    ]);
+    assert!(c.ok(&["keys", "get", &id]).contains("rate limit  60 rpm, burst 10"));
+    let u = c.json(&["keys", "update", &id, "--name", "CC", "--no-spend-limit", "--all-models", "--rpm", "5"]);
     assert_eq!(u["name"], "CC");
     assert_eq!(u["spend_limit"], Value::Null);
     assert_eq!(u["allowed_models"], Value::Null);
-    assert_eq!(
-        u["rate_limit"],
-        serde_json::json!({"rpm": 5, "burst": null})
-    );
-    assert_eq!(
-        u["request_limit"],
-        serde_json::json!({"count": 1000, "cycle": "daily"}),
-        "untouched fields stay"
-    );
+    assert_eq!(u["rate_limit"], serde_json::json!({"rpm": 5, "burst": null}));
+    assert_eq!(u["request_limit"], serde_json::json!({"count": 1000, "cycle": "daily"}), "untouched fields stay");
     let u = c.json(&[
         "keys",
         "update",
@@ -195,21 +128,13 @@ fn walkthrough_and_every_keys_command() {
         "--shape",
         "openai",
     ]);
-    for field in [
-        "expires_at",
-        "rate_limit",
-        "request_limit",
-        "allowed_providers",
-    ] {
+    for field in ["expires_at", "rate_limit", "request_limit", "allowed_providers"] {
         assert_eq!(u[field], Value::Null, "{field}");
     }
     assert_eq!(u["request_shape"], "openai");
     assert_eq!(c.json(&["keys", "resume", &id])["status"], "active");
     assert_eq!(c.json(&["keys", "pause", &id])["status"], "paused");
-    assert!(
-        c.ok(&["keys", "resume", &id])
-            .starts_with("Resumed spend key CC")
-    );
+    assert!(c.ok(&["keys", "resume", &id]).starts_with("Resumed spend key CC"));
     let usage = c.json(&["keys", "usage", &id]);
     assert_eq!(
         usage,
@@ -222,20 +147,11 @@ fn walkthrough_and_every_keys_command() {
     let rotated = c.json(&["keys", "rotate", &id]);
     assert_ne!(rotated["key"], k["key"]);
     assert_eq!(rotated["spend_key_id"].as_str(), Some(id.as_str()));
-    assert_eq!(
-        Api::new(&server, rotated["key"].as_str().unwrap()).status_of("/v1/models"),
-        200
-    );
-    assert_eq!(
-        Api::new(&server, k["key"].as_str().unwrap()).status_of("/v1/models"),
-        401
-    );
+    assert_eq!(Api::new(&server, rotated["key"].as_str().unwrap()).status_of("/v1/models"), 200);
+    assert_eq!(Api::new(&server, k["key"].as_str().unwrap()).status_of("/v1/models"), 401);
 
     // revoke, then everything about it is 404 and the CLI says so.
-    assert_eq!(
-        c.json(&["keys", "revoke", &id]),
-        serde_json::json!({"success": true})
-    );
+    assert_eq!(c.json(&["keys", "revoke", &id]), serde_json::json!({"success": true}));
     let err = c.fails(&["keys", "get", &id]);
     assert!(err.contains("404") && err.contains("no spend key"), "{err}");
 
@@ -244,27 +160,10 @@ fn walkthrough_and_every_keys_command() {
     let extra_key = extra["key"].as_str().unwrap();
     let listed = c.json(&["wallets", "keys", "list", &wallet_id, "--database", &db]);
     assert_eq!(listed.as_array().unwrap().len(), 2);
-    assert!(
-        !listed.to_string().contains(extra_key),
-        "wallet key list shows previews only"
-    );
-    assert_eq!(
-        Api::new(&server, extra_key).status_of("/v1/spend_keys"),
-        200
-    );
-    c.ok(&[
-        "wallets",
-        "keys",
-        "revoke",
-        &wallet_id,
-        extra["key_id"].as_str().unwrap(),
-        "--database",
-        &db,
-    ]);
-    assert_eq!(
-        Api::new(&server, extra_key).status_of("/v1/spend_keys"),
-        401
-    );
+    assert!(!listed.to_string().contains(extra_key), "wallet key list shows previews only");
+    assert_eq!(Api::new(&server, extra_key).status_of("/v1/spend_keys"), 200);
+    c.ok(&["wallets", "keys", "revoke", &wallet_id, extra["key_id"].as_str().unwrap(), "--database", &db]);
+    assert_eq!(Api::new(&server, extra_key).status_of("/v1/spend_keys"), 401);
 }
 
 #[test]
@@ -272,25 +171,10 @@ fn errors_print_the_reason_and_exit_non_zero() {
     let dir = TempDir::new("cli-errors");
     let (_, wallet_key) = create_wallet(&dir, "acme");
     let server = Server::start(&dir);
-    let c = Cli {
-        env: vec![
-            ("SPENDGATE_URL", server.url.as_str()),
-            ("SPENDGATE_WALLET_KEY", wallet_key.as_str()),
-        ],
-    };
+    let c = Cli { env: vec![("SPENDGATE_URL", server.url.as_str()), ("SPENDGATE_WALLET_KEY", wallet_key.as_str())] };
 
-    let err = c.fails(&[
-        "keys",
-        "create",
-        "--name",
-        "x",
-        "--spend-limit",
-        "-5/monthly",
-    ]);
-    assert!(
-        err.contains("400") && err.contains("spend_limit.amount: must not be negative"),
-        "{err}"
-    );
+    let err = c.fails(&["keys", "create", "--name", "x", "--spend-limit", "-5/monthly"]);
+    assert!(err.contains("400") && err.contains("spend_limit.amount: must not be negative"), "{err}");
     let err = c.fails(&["keys", "create", "--name", "x", "--spend-limit", "50"]);
     assert!(err.contains("expected AMOUNT/CYCLE"), "{err}");
     let err = c.fails(&["keys", "create", "--name", "x", "--rpm", "0"]);
@@ -302,53 +186,16 @@ fn errors_print_the_reason_and_exit_non_zero() {
     let err = c.fails(&["keys", "get", "../../healthz"]);
     assert!(err.contains("is not a spend key id"), "{err}");
 
-    let no_key = Cli {
-        env: vec![("SPENDGATE_URL", server.url.as_str())],
-    };
-    assert!(
-        no_key
-            .fails(&["keys", "list"])
-            .contains("set SPENDGATE_WALLET_KEY")
-    );
-    let bad_key = Cli {
-        env: vec![
-            ("SPENDGATE_URL", server.url.as_str()),
-            ("SPENDGATE_WALLET_KEY", "lava_wk_nope"),
-        ],
-    };
-    assert!(
-        bad_key
-            .fails(&["keys", "list"])
-            .contains("401 invalid wallet API key")
-    );
-    let nowhere = Cli {
-        env: vec![
-            ("SPENDGATE_URL", "http://127.0.0.1:1"),
-            ("SPENDGATE_WALLET_KEY", "lava_wk_x"),
-        ],
-    };
-    assert!(
-        nowhere
-            .fails(&["keys", "list"])
-            .contains("cannot reach spendgate at http://127.0.0.1:1")
-    );
-    let (ok, _, err) = cli(
-        &[
-            "wallets",
-            "create",
-            "--name",
-            " ",
-            "--database",
-            &dir.db_url(),
-        ],
-        &[],
-    );
+    let no_key = Cli { env: vec![("SPENDGATE_URL", server.url.as_str())] };
+    assert!(no_key.fails(&["keys", "list"]).contains("set SPENDGATE_WALLET_KEY"));
+    let bad_key = Cli { env: vec![("SPENDGATE_URL", server.url.as_str()), ("SPENDGATE_WALLET_KEY", "lava_wk_nope")] };
+    assert!(bad_key.fails(&["keys", "list"]).contains("401 invalid wallet API key"));
+    let nowhere = Cli { env: vec![("SPENDGATE_URL", "http://127.0.0.1:1"), ("SPENDGATE_WALLET_KEY", "lava_wk_x")] };
+    assert!(nowhere.fails(&["keys", "list"]).contains("cannot reach spendgate at http://127.0.0.1:1"));
+    let (ok, _, err) = cli(&["wallets", "create", "--name", " ", "--database", &dir.db_url()], &[]);
     assert!(!ok && err.contains("name"), "{err}");
     let (ok, _, err) = cli(&["serve", "--listen", "nonsense"], &[]);
     assert!(!ok && err.contains("\"nonsense\""), "{err}");
-    let (ok, _, err) = cli(
-        &["serve", "--database", "mysql://x"],
-        &[("SPENDGATE_LISTEN", "127.0.0.1:0")],
-    );
+    let (ok, _, err) = cli(&["serve", "--database", "mysql://x"], &[("SPENDGATE_LISTEN", "127.0.0.1:0")]);
     assert!(!ok && err.contains("mysql://x"), "{err}");
 }

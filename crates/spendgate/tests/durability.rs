@@ -39,22 +39,11 @@ async fn every_change_survives_a_restart_and_kill_9() {
     let revoked = api.minimal_key("to revoke").await;
     let path = |k: &Value| format!("/v1/spend_keys/{}", k["spend_key_id"].as_str().unwrap());
     assert_eq!(
-        api.call(
-            "PUT",
-            &path(&updated),
-            Some(json!({"spend_limit": {"amount": "3", "cycle": "weekly"}}))
-        )
-        .await
-        .status,
+        api.call("PUT", &path(&updated), Some(json!({"spend_limit": {"amount": "3", "cycle": "weekly"}}))).await.status,
         200
     );
-    let new_secret = api
-        .call("POST", &format!("{}/rotate", path(&rotated)), None)
-        .await
-        .body["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new_secret =
+        api.call("POST", &format!("{}/rotate", path(&rotated)), None).await.body["key"].as_str().unwrap().to_string();
     assert_eq!(api.call("DELETE", &path(&revoked), None).await.status, 200);
     let before = snapshot(&api).await;
     assert_eq!(before["data"].as_array().unwrap().len(), 3);
@@ -64,62 +53,31 @@ async fn every_change_survives_a_restart_and_kill_9() {
     let mut server = Server::start(&dir);
     let api = Api::new(&server, &wallet_key);
     assert_eq!(snapshot(&api).await, before, "a restart changed the keys");
-    assert_eq!(
-        api.call("GET", &path(&full), None).await.body,
-        without_key(full.clone())
-    );
-    assert_eq!(
-        api.call("GET", &path(&revoked), None).await.status,
-        404,
-        "revoked stays revoked"
-    );
-    let old = Api::new(&server, rotated["key"].as_str().unwrap())
-        .call("GET", "/v1/models", None)
-        .await;
+    assert_eq!(api.call("GET", &path(&full), None).await.body, without_key(full.clone()));
+    assert_eq!(api.call("GET", &path(&revoked), None).await.status, 404, "revoked stays revoked");
+    let old = Api::new(&server, rotated["key"].as_str().unwrap()).call("GET", "/v1/models", None).await;
     assert_eq!(old.status, 401, "the rotated-away secret stays dead");
-    assert_eq!(
-        Api::new(&server, &new_secret)
-            .call("GET", "/v1/models", None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(Api::new(&server, &new_secret).call("GET", "/v1/models", None).await.status, 200);
 
     // kill -9 right after each acknowledgement.
     let created = api.minimal_key("acknowledged then killed").await;
     server.kill_9();
     let mut server = Server::start(&dir);
     let api = Api::new(&server, &wallet_key);
-    assert_eq!(
-        api.call("GET", &path(&created), None).await.body,
-        without_key(created.clone())
-    );
+    assert_eq!(api.call("GET", &path(&created), None).await.body, without_key(created.clone()));
 
-    let r = api
-        .call(
-            "PATCH",
-            &path(&created),
-            Some(json!({"name": "renamed", "rate_limit": {"rpm": 5}})),
-        )
-        .await;
+    let r = api.call("PATCH", &path(&created), Some(json!({"name": "renamed", "rate_limit": {"rpm": 5}}))).await;
     assert_eq!(r.status, 200);
     server.kill_9();
     let mut server = Server::start(&dir);
     let api = Api::new(&server, &wallet_key);
     assert_eq!(api.call("GET", &path(&created), None).await.body, r.body);
 
-    let rotated_again = api
-        .call("POST", &format!("{}/rotate", path(&created)), None)
-        .await
-        .body;
+    let rotated_again = api.call("POST", &format!("{}/rotate", path(&created)), None).await.body;
     server.kill_9();
     let server = Server::start(&dir);
     let spender = Api::new(&server, rotated_again["key"].as_str().unwrap());
-    assert_eq!(
-        spender.call("GET", "/v1/models", None).await.status,
-        200,
-        "the rotation survived kill -9"
-    );
+    assert_eq!(spender.call("GET", "/v1/models", None).await.status, 200, "the rotation survived kill -9");
     assert!(!server.logs().contains("panicked"));
 }
 
@@ -127,23 +85,9 @@ async fn every_change_survives_a_restart_and_kill_9() {
 async fn secrets_appear_once_and_never_in_logs_or_the_database() {
     let dir = TempDir::new("secrets");
     let (wallet_id, wallet_key) = create_wallet(&dir, "acme");
-    let (ok, out, _) = cli(
-        &[
-            "wallets",
-            "keys",
-            "create",
-            &wallet_id,
-            "--database",
-            &dir.db_url(),
-            "--json",
-        ],
-        &[],
-    );
+    let (ok, out, _) = cli(&["wallets", "keys", "create", &wallet_id, "--database", &dir.db_url(), "--json"], &[]);
     assert!(ok);
-    let second_wallet_key = serde_json::from_str::<Value>(&out).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second_wallet_key = serde_json::from_str::<Value>(&out).unwrap()["key"].as_str().unwrap().to_string();
     let mut server = Server::start(&dir);
     let api = Api::new(&server, &wallet_key);
     let mut secrets = vec![wallet_key.clone(), second_wallet_key.clone()];
@@ -153,79 +97,31 @@ async fn secrets_appear_once_and_never_in_logs_or_the_database() {
         secrets.push(k["key"].as_str().unwrap().to_string());
         previews.push(k["key_preview"].as_str().unwrap().to_string());
         // Use the key, so that it passes through authentication and its logging.
-        assert_eq!(
-            Api::new(&server, k["key"].as_str().unwrap())
-                .call("GET", "/v1/models", None)
-                .await
-                .status,
-            200
-        );
-        let rotated = api
-            .call(
-                "POST",
-                &format!(
-                    "/v1/spend_keys/{}/rotate",
-                    k["spend_key_id"].as_str().unwrap()
-                ),
-                None,
-            )
-            .await;
+        assert_eq!(Api::new(&server, k["key"].as_str().unwrap()).call("GET", "/v1/models", None).await.status, 200);
+        let rotated =
+            api.call("POST", &format!("/v1/spend_keys/{}/rotate", k["spend_key_id"].as_str().unwrap()), None).await;
         secrets.push(rotated.body["key"].as_str().unwrap().to_string());
         // Failed attempts with the old secret are logged too.
-        assert_eq!(
-            Api::new(&server, k["key"].as_str().unwrap())
-                .call("GET", "/v1/models", None)
-                .await
-                .status,
-            401
-        );
+        assert_eq!(Api::new(&server, k["key"].as_str().unwrap()).call("GET", "/v1/models", None).await.status, 401);
     }
     // Every read shows previews only.
-    let listed = api
-        .call("GET", "/v1/spend_keys?limit=100", None)
-        .await
-        .body
-        .to_string();
+    let listed = api.call("GET", "/v1/spend_keys?limit=100", None).await.body.to_string();
     for s in &secrets {
         assert!(!listed.contains(s.as_str()), "a list showed a full secret");
     }
-    assert_eq!(
-        Api::new(&server, &second_wallet_key)
-            .call("GET", "/v1/spend_keys", None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(Api::new(&server, &second_wallet_key).call("GET", "/v1/spend_keys", None).await.status, 200);
     server.stop();
 
     let logs = server.logs();
     let db = database_bytes(&dir.0);
-    assert!(
-        logs.contains("spend key rotated"),
-        "the log is being written (debug level)"
-    );
+    assert!(logs.contains("spend key rotated"), "the log is being written (debug level)");
     for p in &previews {
-        assert!(
-            contains_bytes(&db, p),
-            "sanity: the database holds the previews"
-        );
+        assert!(contains_bytes(&db, p), "sanity: the database holds the previews");
     }
     for s in &secrets {
-        assert!(
-            !logs.contains(s.as_str()),
-            "secret {}… in the server log",
-            &s[..12]
-        );
-        assert!(
-            !contains_bytes(&db, s),
-            "secret {}… in the database files",
-            &s[..12]
-        );
+        assert!(!logs.contains(s.as_str()), "secret {}… in the server log", &s[..12]);
+        assert!(!contains_bytes(&db, s), "secret {}… in the database files", &s[..12]);
         // Nor the random part alone.
-        assert!(
-            !contains_bytes(&db, &s[8..]),
-            "secret body {}… in the database files",
-            &s[8..14]
-        );
+        assert!(!contains_bytes(&db, &s[8..]), "secret body {}… in the database files", &s[8..14]);
     }
 }

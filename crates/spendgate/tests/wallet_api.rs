@@ -10,12 +10,8 @@ use serde_json::{Value, json};
 /// Asserts the error shape `{"error": {"type", "message", "param"?}}` and returns it.
 fn error_of(body: &Value) -> (&str, &str, Option<&str>) {
     let e = &body["error"];
-    let kind = e["type"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error.type in {body}"));
-    let message = e["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error.message in {body}"));
+    let kind = e["type"].as_str().unwrap_or_else(|| panic!("no error.type in {body}"));
+    let message = e["message"].as_str().unwrap_or_else(|| panic!("no error.message in {body}"));
     (kind, message, e["param"].as_str())
 }
 
@@ -32,115 +28,24 @@ async fn invalid_requests_get_a_4xx_that_names_the_problem() {
 
     let long_name = "n".repeat(300);
     let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(2 << 20));
-    let nested_unknown =
-        json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "daily", "currency": "EUR"}});
+    let nested_unknown = json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "daily", "currency": "EUR"}});
     // (method, path, body, status, param or message fragment)
     let cases: Vec<(&str, String, Option<String>, u16, &str)> = vec![
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some("{".into()),
-            400,
-            "not valid JSON",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some("{\"name\": }".into()),
-            400,
-            "not valid JSON",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some("{\"name\": \"a\"} trailing".into()),
-            400,
-            "not valid JSON",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some("".into()),
-            400,
-            "is empty",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some("[]".into()),
-            400,
-            "JSON object",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some("\"name\"".into()),
-            400,
-            "JSON object",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some("null".into()),
-            400,
-            "JSON object",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some("{}".into()),
-            400,
-            "name",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some(json!({"name": 5}).to_string()),
-            400,
-            "name",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some(json!({"name": ""}).to_string()),
-            400,
-            "name",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some(json!({"name": long_name}).to_string()),
-            400,
-            "name",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some(json!({"name": "a", "colour": "red"}).to_string()),
-            400,
-            "colour",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some(nested_unknown.to_string()),
-            400,
-            "spend_limit.currency",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some(json!({"name": "a", "status": "revoked"}).to_string()),
-            400,
-            "status",
-        ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some(json!({"name": "a", "status": 1}).to_string()),
-            400,
-            "status",
-        ),
+        ("POST", "/v1/spend_keys".into(), Some("{".into()), 400, "not valid JSON"),
+        ("POST", "/v1/spend_keys".into(), Some("{\"name\": }".into()), 400, "not valid JSON"),
+        ("POST", "/v1/spend_keys".into(), Some("{\"name\": \"a\"} trailing".into()), 400, "not valid JSON"),
+        ("POST", "/v1/spend_keys".into(), Some("".into()), 400, "is empty"),
+        ("POST", "/v1/spend_keys".into(), Some("[]".into()), 400, "JSON object"),
+        ("POST", "/v1/spend_keys".into(), Some("\"name\"".into()), 400, "JSON object"),
+        ("POST", "/v1/spend_keys".into(), Some("null".into()), 400, "JSON object"),
+        ("POST", "/v1/spend_keys".into(), Some("{}".into()), 400, "name"),
+        ("POST", "/v1/spend_keys".into(), Some(json!({"name": 5}).to_string()), 400, "name"),
+        ("POST", "/v1/spend_keys".into(), Some(json!({"name": ""}).to_string()), 400, "name"),
+        ("POST", "/v1/spend_keys".into(), Some(json!({"name": long_name}).to_string()), 400, "name"),
+        ("POST", "/v1/spend_keys".into(), Some(json!({"name": "a", "colour": "red"}).to_string()), 400, "colour"),
+        ("POST", "/v1/spend_keys".into(), Some(nested_unknown.to_string()), 400, "spend_limit.currency"),
+        ("POST", "/v1/spend_keys".into(), Some(json!({"name": "a", "status": "revoked"}).to_string()), 400, "status"),
+        ("POST", "/v1/spend_keys".into(), Some(json!({"name": "a", "status": 1}).to_string()), 400, "status"),
         (
             "POST",
             "/v1/spend_keys".into(),
@@ -179,29 +84,21 @@ async fn invalid_requests_get_a_4xx_that_names_the_problem() {
         (
             "POST",
             "/v1/spend_keys".into(),
-            Some(
-                json!({"name": "a", "spend_limit": {"amount": "-5", "cycle": "daily"}}).to_string(),
-            ),
+            Some(json!({"name": "a", "spend_limit": {"amount": "-5", "cycle": "daily"}}).to_string()),
             400,
             "spend_limit.amount",
         ),
         (
             "POST",
             "/v1/spend_keys".into(),
-            Some(
-                json!({"name": "a", "spend_limit": {"amount": "fifty", "cycle": "daily"}})
-                    .to_string(),
-            ),
+            Some(json!({"name": "a", "spend_limit": {"amount": "fifty", "cycle": "daily"}}).to_string()),
             400,
             "spend_limit.amount",
         ),
         (
             "POST",
             "/v1/spend_keys".into(),
-            Some(
-                json!({"name": "a", "spend_limit": {"amount": "NaN", "cycle": "daily"}})
-                    .to_string(),
-            ),
+            Some(json!({"name": "a", "spend_limit": {"amount": "NaN", "cycle": "daily"}}).to_string()),
             400,
             "spend_limit.amount",
         ),
@@ -215,30 +112,21 @@ async fn invalid_requests_get_a_4xx_that_names_the_problem() {
         (
             "POST",
             "/v1/spend_keys".into(),
-            Some(
-                json!({"name": "a", "spend_limit": {"amount": "1e400", "cycle": "daily"}})
-                    .to_string(),
-            ),
+            Some(json!({"name": "a", "spend_limit": {"amount": "1e400", "cycle": "daily"}}).to_string()),
             400,
             "spend_limit.amount",
         ),
         (
             "POST",
             "/v1/spend_keys".into(),
-            Some(
-                json!({"name": "a", "spend_limit": {"amount": "10000000000", "cycle": "daily"}})
-                    .to_string(),
-            ),
+            Some(json!({"name": "a", "spend_limit": {"amount": "10000000000", "cycle": "daily"}}).to_string()),
             400,
             "spend_limit.amount",
         ),
         (
             "POST",
             "/v1/spend_keys".into(),
-            Some(
-                json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "fortnightly"}})
-                    .to_string(),
-            ),
+            Some(json!({"name": "a", "spend_limit": {"amount": "5", "cycle": "fortnightly"}}).to_string()),
             400,
             "spend_limit.cycle",
         ),
@@ -259,9 +147,7 @@ async fn invalid_requests_get_a_4xx_that_names_the_problem() {
         (
             "POST",
             "/v1/spend_keys".into(),
-            Some(
-                json!({"name": "a", "request_limit": {"count": 1.5, "cycle": "daily"}}).to_string(),
-            ),
+            Some(json!({"name": "a", "request_limit": {"count": 1.5, "cycle": "daily"}}).to_string()),
             400,
             "request_limit.count",
         ),
@@ -307,13 +193,7 @@ async fn invalid_requests_get_a_4xx_that_names_the_problem() {
             400,
             "expires_at",
         ),
-        (
-            "POST",
-            "/v1/spend_keys".into(),
-            Some(huge),
-            413,
-            "larger than the limit",
-        ),
+        ("POST", "/v1/spend_keys".into(), Some(huge), 413, "larger than the limit"),
         (
             "PUT",
             key_path.clone(),
@@ -321,65 +201,25 @@ async fn invalid_requests_get_a_4xx_that_names_the_problem() {
             400,
             "spend_limit.amount",
         ),
-        (
-            "PATCH",
-            key_path.clone(),
-            Some(json!({"name": null}).to_string()),
-            400,
-            "name",
-        ),
-        (
-            "PUT",
-            key_path.clone(),
-            Some("not json".into()),
-            400,
-            "not valid JSON",
-        ),
+        ("PATCH", key_path.clone(), Some(json!({"name": null}).to_string()), 400, "name"),
+        ("PUT", key_path.clone(), Some("not json".into()), 400, "not valid JSON"),
         ("GET", "/v1/spend_keys?limit=0".into(), None, 400, "limit"),
         ("GET", "/v1/spend_keys?limit=101".into(), None, 400, "limit"),
         ("GET", "/v1/spend_keys?limit=ten".into(), None, 400, "limit"),
-        (
-            "GET",
-            "/v1/spend_keys?cursor=bogus".into(),
-            None,
-            400,
-            "cursor",
-        ),
-        (
-            "GET",
-            "/v1/spend_keys/key_doesnotexist".into(),
-            None,
-            404,
-            "no spend key",
-        ),
-        (
-            "POST",
-            key_path.clone(),
-            Some("{}".into()),
-            405,
-            "not allowed",
-        ),
+        ("GET", "/v1/spend_keys?cursor=bogus".into(), None, 400, "cursor"),
+        ("GET", "/v1/spend_keys/key_doesnotexist".into(), None, 404, "no spend key"),
+        ("POST", key_path.clone(), Some("{}".into()), 405, "not allowed"),
         ("GET", "/v1/nothing_here".into(), None, 404, "no route"),
     ];
     assert!(cases.len() >= 30);
     for (method, path, body, status, fragment) in &cases {
-        let r = api
-            .raw(method, path, body.clone().map(String::into_bytes))
-            .await;
+        let r = api.raw(method, path, body.clone().map(String::into_bytes)).await;
         let shown: String = body.as_deref().unwrap_or("").chars().take(80).collect();
         assert_eq!(r.status, *status, "{method} {path} {shown}: {}", r.body);
         let (_, message, param) = error_of(&r.body);
         let named = param.is_some_and(|p| p == *fragment) || message.contains(fragment);
-        assert!(
-            named,
-            "{method} {path} {shown}: expected {fragment:?} in {}",
-            r.body
-        );
-        if r.status == 400
-            && path.contains("spend_keys")
-            && body.is_some()
-            && !fragment.contains(' ')
-        {
+        assert!(named, "{method} {path} {shown}: expected {fragment:?} in {}", r.body);
+        if r.status == 400 && path.contains("spend_keys") && body.is_some() && !fragment.contains(' ') {
             assert_eq!(param, Some(*fragment), "{method} {path} {shown}: param");
         }
     }
@@ -392,9 +232,7 @@ async fn invalid_requests_get_a_4xx_that_names_the_problem() {
         (&format!("{}****", &wallet_key[..12]), "preview"),
         (spend_secret, "spend key"),
     ] {
-        let r = Api::new(&server, key)
-            .call("GET", "/v1/spend_keys", None)
-            .await;
+        let r = Api::new(&server, key).call("GET", "/v1/spend_keys", None).await;
         assert_eq!(r.status, 401, "{key:?}: {}", r.body);
         let (kind, message, _) = error_of(&r.body);
         assert_eq!(kind, "authentication_error");
@@ -418,41 +256,26 @@ async fn wallets_are_isolated_on_every_route() {
     let (_, key_b) = create_wallet(&dir, "b");
     let server = Server::start(&dir);
     let (a, b) = (Api::new(&server, &key_a), Api::new(&server, &key_b));
-    let b_key = b
-        .create_key(json!({"name": "b's", "spend_limit": {"amount": "5", "cycle": "daily"}}))
-        .await;
+    let b_key = b.create_key(json!({"name": "b's", "spend_limit": {"amount": "5", "cycle": "daily"}})).await;
     let b_id = b_key["spend_key_id"].as_str().unwrap();
     let spend_secret = b_key["key"].as_str().unwrap();
 
     let routes = |id: &str| -> Vec<(&'static str, String, Option<Value>)> {
         vec![
             ("GET", format!("/v1/spend_keys/{id}"), None),
-            (
-                "PUT",
-                format!("/v1/spend_keys/{id}"),
-                Some(json!({"name": "stolen"})),
-            ),
-            (
-                "PATCH",
-                format!("/v1/spend_keys/{id}"),
-                Some(json!({"status": "paused"})),
-            ),
+            ("PUT", format!("/v1/spend_keys/{id}"), Some(json!({"name": "stolen"}))),
+            ("PATCH", format!("/v1/spend_keys/{id}"), Some(json!({"status": "paused"}))),
             ("POST", format!("/v1/spend_keys/{id}/rotate"), None),
             ("DELETE", format!("/v1/spend_keys/{id}"), None),
         ]
     };
-    for ((method, path, body), (_, missing_path, _)) in
-        routes(b_id).into_iter().zip(routes("key_missing"))
-    {
+    for ((method, path, body), (_, missing_path, _)) in routes(b_id).into_iter().zip(routes("key_missing")) {
         let r = a.call(method, &path, body.clone()).await;
         assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
         // The same answer as for an id that does not exist, but for the id itself.
         let missing = a.call(method, &missing_path, body).await;
         assert_eq!(missing.status, 404);
-        assert_eq!(
-            r.body.to_string().replace(b_id, "ID"),
-            missing.body.to_string().replace("key_missing", "ID")
-        );
+        assert_eq!(r.body.to_string().replace(b_id, "ID"), missing.body.to_string().replace("key_missing", "ID"));
     }
     let listed = a.call("GET", "/v1/spend_keys", None).await;
     assert_eq!(listed.body["data"], json!([]), "a sees none of b's keys");
@@ -462,9 +285,7 @@ async fn wallets_are_isolated_on_every_route() {
     let mut expected = b_key.clone();
     expected.as_object_mut().unwrap().remove("key");
     assert_eq!(after.body, expected);
-    let models = Api::new(&server, spend_secret)
-        .call("GET", "/v1/models", None)
-        .await;
+    let models = Api::new(&server, spend_secret).call("GET", "/v1/models", None).await;
     assert_eq!(models.status, 200);
 
     // A spend key is no management credential, on any route.
@@ -512,10 +333,7 @@ async fn concurrent_updates_of_different_fields_are_all_kept() {
     let now = api.call("GET", &path, None).await.body;
     for change in changes {
         let (field, value) = change.as_object().unwrap().iter().next().unwrap();
-        assert_eq!(
-            &now[field], value,
-            "{field} was lost to a concurrent update"
-        );
+        assert_eq!(&now[field], value, "{field} was lost to a concurrent update");
     }
 }
 
@@ -524,14 +342,8 @@ async fn health_readiness_and_wrong_base_urls() {
     let dir = TempDir::new("health");
     let server = Server::start(&dir);
     let api = Api::new(&server, "");
-    assert_eq!(
-        api.call("GET", "/healthz", None).await.body,
-        json!({"status": "ok"})
-    );
-    assert_eq!(
-        api.call("GET", "/readyz", None).await.body,
-        json!({"status": "ready"})
-    );
+    assert_eq!(api.call("GET", "/healthz", None).await.body, json!({"status": "ok"}));
+    assert_eq!(api.call("GET", "/readyz", None).await.body, json!({"status": "ready"}));
     for (path, hint) in [
         ("/v1/v1/chat/completions", "ends in /v1 twice"),
         ("/chat/completions", "with /v1"),

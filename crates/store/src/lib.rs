@@ -9,8 +9,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use spendgate_core::{
-    KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, TokenUsage, Usd, Wallet, WalletId,
-    WalletKey, WalletKeyId,
+    KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId,
 };
 use std::sync::Arc;
 
@@ -18,9 +17,7 @@ use std::sync::Arc;
 pub enum StoreError {
     #[error("database URL {0:?} is not supported; use sqlite://PATH")]
     UnsupportedUrl(String),
-    #[error(
-        "the database schema is version {found}, newer than this spendgate knows ({known}); upgrade spendgate"
-    )]
+    #[error("the database schema is version {found}, newer than this spendgate knows ({known}); upgrade spendgate")]
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -44,6 +41,24 @@ pub struct RequestRecord {
     pub created_at: Timestamp,
 }
 
+/// A key's usage on one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageDay {
+    pub key_id: SpendKeyId,
+    pub day: i64,
+    pub spend: Usd,
+    pub requests: u64,
+}
+
+/// A key's usage over its whole life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageTotal {
+    pub key_id: SpendKeyId,
+    pub spend: Usd,
+    pub requests: u64,
+    pub last_used_at: Option<Timestamp>,
+}
+
 /// A spend key with its position in its wallet's creation order (the list cursor).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
@@ -57,30 +72,20 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Creates a wallet together with its first API key, atomically.
-    async fn create_wallet(&self, wallet: &Wallet, first_key: &WalletKey)
-    -> Result<(), StoreError>;
+    async fn create_wallet(&self, wallet: &Wallet, first_key: &WalletKey) -> Result<(), StoreError>;
     async fn list_wallets(&self) -> Result<Vec<Wallet>, StoreError>;
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError>;
 
     async fn insert_wallet_key(&self, key: &WalletKey) -> Result<(), StoreError>;
     async fn list_wallet_keys(&self, wallet: &WalletId) -> Result<Vec<WalletKey>, StoreError>;
     /// Marks a wallet key revoked; false if it does not exist in that wallet or is revoked.
-    async fn revoke_wallet_key(
-        &self,
-        wallet: &WalletId,
-        id: &WalletKeyId,
-        at: Timestamp,
-    ) -> Result<bool, StoreError>;
+    async fn revoke_wallet_key(&self, wallet: &WalletId, id: &WalletKeyId, at: Timestamp) -> Result<bool, StoreError>;
     /// An unrevoked wallet key by the hash of its secret.
     async fn wallet_key_by_hash(&self, hash: &KeyHash) -> Result<Option<WalletKey>, StoreError>;
 
     async fn insert_spend_key(&self, key: &SpendKey) -> Result<(), StoreError>;
     /// An unrevoked spend key of `wallet` (another wallet's key is `None`, as unknown).
-    async fn spend_key(
-        &self,
-        wallet: &WalletId,
-        id: &SpendKeyId,
-    ) -> Result<Option<SpendKey>, StoreError>;
+    async fn spend_key(&self, wallet: &WalletId, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError>;
     /// A spend key by the hash of its current secret, revoked or not (so that a
     /// revoked key can be told apart from an unknown one).
     async fn spend_key_by_hash(&self, hash: &KeyHash) -> Result<Option<SpendKey>, StoreError>;
@@ -93,14 +98,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Listed>, StoreError>;
     /// Writes `key` if the stored row still has `expected_version` and is not revoked;
     /// false otherwise (a concurrent change won: re-read and try again).
-    async fn update_spend_key(
-        &self,
-        key: &SpendKey,
-        expected_version: i64,
-    ) -> Result<bool, StoreError>;
+    async fn update_spend_key(&self, key: &SpendKey, expected_version: i64) -> Result<bool, StoreError>;
+
+    /// Every spend key, revoked ones included (the gateway's in-memory map).
+    async fn all_spend_keys(&self) -> Result<Vec<SpendKey>, StoreError>;
+    /// Per key and day, usage on `since_day` (days since the epoch) and after.
+    async fn usage_days(&self, since_day: i64) -> Result<Vec<UsageDay>, StoreError>;
+    /// Per key, lifetime totals.
+    async fn usage_totals(&self) -> Result<Vec<UsageTotal>, StoreError>;
 
     /// Appends request records and their daily aggregates in one transaction.
     async fn record_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError>;
+    /// Request records of `wallet` (of one key, if given), newest first, before `before`
+    /// (a `seq`).
+    async fn list_requests(
+        &self,
+        wallet: &WalletId,
+        key: Option<&SpendKeyId>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, RequestRecord)>, StoreError>;
     /// Usage of a key: totals, and figures since the starts of its spend and request cycles.
     async fn key_usage(
         &self,
@@ -113,10 +130,7 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store a URL names (`sqlite://PATH`; PostgreSQL in cluster mode later),
 /// applying migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))

@@ -4,8 +4,8 @@
 
 use spendgate_core::secret::{SPEND_KEY_PREFIX, WALLET_KEY_PREFIX};
 use spendgate_core::{
-    Cycle, KeyStatus, RateLimit, RequestLimit, Secret, SpendKey, SpendKeyId, SpendLimit, Timestamp,
-    TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
+    Cycle, KeyStatus, RateLimit, RequestLimit, Secret, SpendKey, SpendKeyId, SpendLimit, Timestamp, TokenUsage, Usd,
+    Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
 };
 use spendgate_store::{RequestRecord, Store};
 use std::sync::Arc;
@@ -26,11 +26,7 @@ fn t(s: &str) -> Timestamp {
 }
 
 fn wallet(now: Timestamp) -> (Wallet, WalletKey, Secret) {
-    let w = Wallet {
-        id: WalletId::generate(entropy()),
-        name: "team".into(),
-        created_at: now,
-    };
+    let w = Wallet { id: WalletId::generate(entropy()), name: "team".into(), created_at: now };
     let secret = Secret::generate(WALLET_KEY_PREFIX, entropy());
     let k = WalletKey {
         id: WalletKeyId::generate(entropy()),
@@ -54,18 +50,9 @@ fn spend_key(wallet: &WalletId, name: &str, now: Timestamp) -> SpendKey {
         request_shape: WireFormat::Anthropic,
         allowed_models: Some(vec!["gpt-4o-mini".into()]),
         allowed_providers: Some(vec!["openai".into(), "anthropic".into()]),
-        spend_limit: Some(SpendLimit {
-            amount: Usd::parse("50.00").unwrap(),
-            cycle: Cycle::Monthly,
-        }),
-        request_limit: Some(RequestLimit {
-            count: 1000,
-            cycle: Cycle::Daily,
-        }),
-        rate_limit: Some(RateLimit {
-            rpm: 60,
-            burst: Some(10),
-        }),
+        spend_limit: Some(SpendLimit { amount: Usd::parse("50.00").unwrap(), cycle: Cycle::Monthly }),
+        request_limit: Some(RequestLimit { count: 1000, cycle: Cycle::Daily }),
+        rate_limit: Some(RateLimit { rpm: 60, burst: Some(10) }),
         expires_at: Some(t("2027-06-01T00:00:00Z")),
         key_hash: secret.hash(),
         key_preview: secret.preview(SPEND_KEY_PREFIX),
@@ -85,12 +72,7 @@ fn record(key: &SpendKey, at: &str, cost: &str) -> RequestRecord {
         provider: "openai".into(),
         endpoint: "/v1/chat/completions".into(),
         status: 200,
-        usage: TokenUsage {
-            input: 10,
-            cached_input: 5,
-            cache_write: 0,
-            output: 20,
-        },
+        usage: TokenUsage { input: 10, cached_input: 5, cache_write: 0, output: 20 },
         cost: Usd::parse(cost).unwrap(),
         latency_ms: 12,
         created_at: t(at),
@@ -106,97 +88,50 @@ async fn suite(store: Arc<dyn Store>) {
     let (wb, kb, _) = wallet(now);
     store.create_wallet(&wa, &ka).await.unwrap();
     store.create_wallet(&wb, &kb).await.unwrap();
-    assert!(
-        store.create_wallet(&wa, &ka).await.is_err(),
-        "duplicate wallet refused"
-    );
+    assert!(store.create_wallet(&wa, &ka).await.is_err(), "duplicate wallet refused");
     let wallets = store.list_wallets().await.unwrap();
     assert!(wallets.contains(&wa) && wallets.contains(&wb));
     assert_eq!(store.wallet(&wa.id).await.unwrap(), Some(wa.clone()));
-    assert_eq!(
-        store.wallet_key_by_hash(&secret_a.hash()).await.unwrap(),
-        Some(ka.clone())
-    );
-    assert_eq!(
-        store
-            .wallet_key_by_hash(&Secret::presented("lava_wk_nope").hash())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.wallet_key_by_hash(&secret_a.hash()).await.unwrap(), Some(ka.clone()));
+    assert_eq!(store.wallet_key_by_hash(&Secret::presented("lava_wk_nope").hash()).await.unwrap(), None);
 
     let (_, mut ka2, secret_a2) = wallet(now);
     ka2.wallet_id = wa.id.clone();
     store.insert_wallet_key(&ka2).await.unwrap();
     assert_eq!(store.list_wallet_keys(&wa.id).await.unwrap().len(), 2);
-    assert!(
-        !store.revoke_wallet_key(&wb.id, &ka2.id, now).await.unwrap(),
-        "other wallet cannot revoke"
-    );
+    assert!(!store.revoke_wallet_key(&wb.id, &ka2.id, now).await.unwrap(), "other wallet cannot revoke");
     assert!(store.revoke_wallet_key(&wa.id, &ka2.id, now).await.unwrap());
-    assert!(
-        !store.revoke_wallet_key(&wa.id, &ka2.id, now).await.unwrap(),
-        "revoking twice is a no-op"
-    );
-    assert_eq!(
-        store.wallet_key_by_hash(&secret_a2.hash()).await.unwrap(),
-        None,
-        "revoked key no longer authenticates"
-    );
+    assert!(!store.revoke_wallet_key(&wa.id, &ka2.id, now).await.unwrap(), "revoking twice is a no-op");
+    assert_eq!(store.wallet_key_by_hash(&secret_a2.hash()).await.unwrap(), None, "revoked key no longer authenticates");
 
     // Spend keys round-trip every field.
     let k1 = spend_key(&wa.id, "first", now);
     store.insert_spend_key(&k1).await.unwrap();
-    assert_eq!(
-        store.spend_key(&wa.id, &k1.id).await.unwrap(),
-        Some(k1.clone())
-    );
-    assert_eq!(
-        store.spend_key(&wb.id, &k1.id).await.unwrap(),
-        None,
-        "wallet isolation"
-    );
+    assert_eq!(store.spend_key(&wa.id, &k1.id).await.unwrap(), Some(k1.clone()));
+    assert_eq!(store.spend_key(&wb.id, &k1.id).await.unwrap(), None, "wallet isolation");
     let mut bare = spend_key(&wa.id, "bare", now);
     bare.allowed_models = None;
     bare.allowed_providers = None;
     bare.spend_limit = None;
     bare.request_limit = None;
-    bare.rate_limit = Some(RateLimit {
-        rpm: 5,
-        burst: None,
-    });
+    bare.rate_limit = Some(RateLimit { rpm: 5, burst: None });
     bare.expires_at = None;
     bare.status = KeyStatus::Active;
     bare.request_shape = WireFormat::OpenAi;
     store.insert_spend_key(&bare).await.unwrap();
-    assert_eq!(
-        store.spend_key(&wa.id, &bare.id).await.unwrap(),
-        Some(bare.clone())
-    );
+    assert_eq!(store.spend_key(&wa.id, &bare.id).await.unwrap(), Some(bare.clone()));
 
     // Newest first with a cursor.
     for i in 0..5 {
-        store
-            .insert_spend_key(&spend_key(&wa.id, &format!("k{i}"), now))
-            .await
-            .unwrap();
+        store.insert_spend_key(&spend_key(&wa.id, &format!("k{i}"), now)).await.unwrap();
     }
     let page1 = store.list_spend_keys(&wa.id, None, 3).await.unwrap();
     let names: Vec<_> = page1.iter().map(|l| l.key.name.as_str()).collect();
     assert_eq!(names, ["k4", "k3", "k2"]);
-    let page2 = store
-        .list_spend_keys(&wa.id, Some(page1[2].seq), 3)
-        .await
-        .unwrap();
+    let page2 = store.list_spend_keys(&wa.id, Some(page1[2].seq), 3).await.unwrap();
     let names: Vec<_> = page2.iter().map(|l| l.key.name.as_str()).collect();
     assert_eq!(names, ["k1", "k0", "bare"]);
-    assert!(
-        store
-            .list_spend_keys(&wb.id, None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.list_spend_keys(&wb.id, None, 10).await.unwrap().is_empty());
 
     // Optimistic update; revoked keys disappear.
     let mut changed = k1.clone();
@@ -204,56 +139,26 @@ async fn suite(store: Arc<dyn Store>) {
     changed.spend_limit = None;
     changed.version += 1;
     assert!(store.update_spend_key(&changed, k1.version).await.unwrap());
-    assert!(
-        !store.update_spend_key(&changed, k1.version).await.unwrap(),
-        "stale version refused"
-    );
-    assert_eq!(
-        store.spend_key(&wa.id, &k1.id).await.unwrap(),
-        Some(changed.clone())
-    );
+    assert!(!store.update_spend_key(&changed, k1.version).await.unwrap(), "stale version refused");
+    assert_eq!(store.spend_key(&wa.id, &k1.id).await.unwrap(), Some(changed.clone()));
     let mut foreign = changed.clone();
     foreign.wallet_id = wb.id.clone();
     foreign.version += 1;
-    assert!(
-        !store
-            .update_spend_key(&foreign, changed.version)
-            .await
-            .unwrap(),
-        "other wallet cannot update"
-    );
+    assert!(!store.update_spend_key(&foreign, changed.version).await.unwrap(), "other wallet cannot update");
     let mut revoked = changed.clone();
     revoked.revoked_at = Some(now);
     revoked.version += 1;
-    assert!(
-        store
-            .update_spend_key(&revoked, changed.version)
-            .await
-            .unwrap()
-    );
+    assert!(store.update_spend_key(&revoked, changed.version).await.unwrap());
     assert_eq!(store.spend_key(&wa.id, &k1.id).await.unwrap(), None);
     assert_eq!(
         store.spend_key_by_hash(&k1.key_hash).await.unwrap(),
         Some(revoked.clone()),
         "revoked keys are still found by hash"
     );
-    assert!(
-        store
-            .list_spend_keys(&wa.id, None, 100)
-            .await
-            .unwrap()
-            .iter()
-            .all(|l| l.key.id != k1.id)
-    );
+    assert!(store.list_spend_keys(&wa.id, None, 100).await.unwrap().iter().all(|l| l.key.id != k1.id));
     let mut again = revoked.clone();
     again.version += 1;
-    assert!(
-        !store
-            .update_spend_key(&again, revoked.version)
-            .await
-            .unwrap(),
-        "revoked keys are final"
-    );
+    assert!(!store.update_spend_key(&again, revoked.version).await.unwrap(), "revoked keys are final");
 
     // Usage: totals and current-cycle figures from the records.
     let usage = store.key_usage(&bare.id, now, now).await.unwrap();
@@ -274,20 +179,40 @@ async fn suite(store: Arc<dyn Store>) {
     assert_eq!(usage.total_requests, 3);
     assert_eq!(usage.current_requests, 1);
     assert_eq!(usage.last_used_at, Some(t("2026-11-23T09:00:00Z")));
+    // The gateway's start-up view: every key (revoked too), recent days, totals.
+    let all = store.all_spend_keys().await.unwrap();
+    assert!(all.iter().any(|k| k.id == k1.id && k.revoked_at.is_some()));
+    assert_eq!(all.iter().filter(|k| k.wallet_id == wa.id).count(), 7);
+    let days = store.usage_days(t("2026-11-01T00:00:00Z").unix_day()).await.unwrap();
+    let mut mine: Vec<_> = days.iter().filter(|d| d.key_id == bare.id).map(|d| (d.day, d.spend, d.requests)).collect();
+    mine.sort();
+    assert_eq!(
+        mine,
+        vec![
+            (t("2026-11-01T00:00:00Z").unix_day(), Usd::parse("0.25").unwrap(), 1),
+            (t("2026-11-23T00:00:00Z").unix_day(), Usd::parse("0.000125").unwrap(), 1)
+        ]
+    );
+    let totals = store.usage_totals().await.unwrap();
+    let total = totals.iter().find(|u| u.key_id == bare.id).unwrap();
+    assert_eq!((total.spend, total.requests, total.last_used_at), (usage.total_spend, 3, usage.last_used_at));
+
+    let listed = store.list_requests(&wa.id, Some(&bare.id), None, 2).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].1.created_at, t("2026-11-23T09:00:00Z"), "newest first");
+    assert_eq!(listed[0].1.usage, TokenUsage { input: 10, cached_input: 5, cache_write: 0, output: 20 });
+    let rest = store.list_requests(&wa.id, None, Some(listed[1].0), 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].1.cost, Usd::parse("1.00").unwrap());
+    assert!(store.list_requests(&wb.id, None, None, 10).await.unwrap().is_empty(), "wallet isolation");
+
     let dup = record(&bare, "2026-11-23T09:00:00Z", "1");
     let fresh = record(&bare, "2026-11-23T09:30:00Z", "1");
     assert!(
-        store
-            .record_requests(&[fresh, dup.clone(), dup])
-            .await
-            .is_err(),
+        store.record_requests(&[fresh, dup.clone(), dup]).await.is_err(),
         "a batch with a duplicate id is refused whole"
     );
-    assert_eq!(
-        store.key_usage(&bare.id, month, day).await.unwrap(),
-        usage,
-        "nothing of a refused batch counts"
-    );
+    assert_eq!(store.key_usage(&bare.id, month, day).await.unwrap(), usage, "nothing of a refused batch counts");
 }
 
 #[tokio::test]
@@ -295,23 +220,16 @@ async fn sqlite_store_meets_the_contract() {
     let dir = std::env::temp_dir().join(format!("spendgate-store-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("nested").join("spendgate.db");
-    let store = spendgate_store::open(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let store = spendgate_store::open(&format!("sqlite://{}", path.display())).await.unwrap();
     suite(store).await;
     // Reopening migrates nothing and keeps everything.
-    let reopened = spendgate_store::open(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let reopened = spendgate_store::open(&format!("sqlite://{}", path.display())).await.unwrap();
     assert_eq!(reopened.list_wallets().await.unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn unsupported_urls_are_named() {
-    let err = spendgate_store::open("mysql://localhost/x")
-        .await
-        .err()
-        .unwrap();
+    let err = spendgate_store::open("mysql://localhost/x").await.err().unwrap();
     assert!(err.to_string().contains("mysql://localhost/x"));
 }

@@ -44,8 +44,34 @@ pub enum ModelKind {
 pub struct Provider {
     pub name: String,
     pub format: WireFormat,
+    /// OpenAI-format providers: the base including `/v1`; Anthropic: without it.
     pub base_url: String,
+    /// The environment variable the operator's key for this provider is read from.
     pub api_key_env: String,
+    /// The operator's key, from the config file (the environment overrides it).
+    pub api_key: Option<ApiKey>,
+    /// OpenAI's `openai-organization` header, if the operator sets one.
+    pub organization: Option<String>,
+}
+
+/// A provider credential. `Debug` hides it; read it with [`ApiKey::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(key.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(****)")
+    }
 }
 
 /// Prices in USD per million tokens.
@@ -72,8 +98,7 @@ pub struct TokenUsage {
 impl Prices {
     /// The cost of `usage`, rounded up to the next nano-dollar (never undercharge).
     pub fn cost(&self, usage: &TokenUsage) -> Usd {
-        let part =
-            |tokens: u64, per_million: Usd| i128::from(tokens) * i128::from(per_million.nanos());
+        let part = |tokens: u64, per_million: Usd| i128::from(tokens) * i128::from(per_million.nanos());
         let total = part(usage.input, self.input)
             + part(usage.cached_input, self.cached_input.unwrap_or(self.input))
             + part(usage.cache_write, self.cache_write.unwrap_or(self.input))
@@ -113,6 +138,8 @@ pub struct ProviderEntry {
     pub format: Option<WireFormat>,
     pub base_url: Option<String>,
     pub api_key_env: Option<String>,
+    pub api_key: Option<String>,
+    pub organization: Option<String>,
 }
 
 /// A model entry. For a new model `provider`, `input` and `output` are required; for
@@ -139,20 +166,13 @@ pub enum CatalogError {
     #[error("catalog is not valid TOML: {0}")]
     Toml(String),
     #[error("model {model}: {field} {source}")]
-    Price {
-        model: String,
-        field: &'static str,
-        source: MoneyError,
-    },
+    Price { model: String, field: &'static str, source: MoneyError },
     #[error("model {model}: `{field}` is required for a model the catalog does not have")]
     Missing { model: String, field: &'static str },
     #[error("model {model}: provider {provider:?} is not defined")]
     UnknownProvider { model: String, provider: String },
     #[error("provider {provider}: `{field}` is required for a provider the catalog does not have")]
-    MissingProviderField {
-        provider: String,
-        field: &'static str,
-    },
+    MissingProviderField { provider: String, field: &'static str },
     #[error("model id or alias {0:?} appears twice")]
     Duplicate(String),
 }
@@ -169,23 +189,16 @@ impl Catalog {
     /// The built-in catalog. Its validity is checked by a unit test, so this cannot
     /// fail in a released build.
     pub fn builtin() -> Catalog {
-        Catalog::empty()
-            .with_toml(BUILTIN)
-            .unwrap_or_else(|_| Catalog::empty())
+        Catalog::empty().with_toml(BUILTIN).unwrap_or_else(|_| Catalog::empty())
     }
 
     pub fn empty() -> Catalog {
-        Catalog {
-            providers: Vec::new(),
-            models: Vec::new(),
-            index: HashMap::new(),
-        }
+        Catalog { providers: Vec::new(), models: Vec::new(), index: HashMap::new() }
     }
 
     /// Applies a catalog file in TOML on top of this catalog.
     pub fn with_toml(self, text: &str) -> Result<Catalog, CatalogError> {
-        let file: CatalogFile =
-            toml::from_str(text).map_err(|e| CatalogError::Toml(e.to_string()))?;
+        let file: CatalogFile = toml::from_str(text).map_err(|e| CatalogError::Toml(e.to_string()))?;
         self.with_file(file)
     }
 
@@ -207,50 +220,40 @@ impl Catalog {
             p.format = e.format.unwrap_or(p.format);
             p.base_url = e.base_url.unwrap_or_else(|| p.base_url.clone());
             p.api_key_env = e.api_key_env.unwrap_or_else(|| p.api_key_env.clone());
+            p.api_key = e.api_key.map(ApiKey::new).or(p.api_key.take());
+            p.organization = e.organization.or(p.organization.take());
             return Ok(());
         }
-        let missing = |field| CatalogError::MissingProviderField {
-            provider: e.name.clone(),
-            field,
-        };
+        let missing = |field| CatalogError::MissingProviderField { provider: e.name.clone(), field };
         let base_url = e.base_url.clone().ok_or_else(|| missing("base_url"))?;
-        let api_key_env = e
-            .api_key_env
-            .clone()
-            .unwrap_or_else(|| format!("{}_API_KEY", e.name.to_uppercase().replace('-', "_")));
+        let api_key_env =
+            e.api_key_env.clone().unwrap_or_else(|| format!("{}_API_KEY", e.name.to_uppercase().replace('-', "_")));
         self.providers.push(Provider {
             format: e.format.unwrap_or(WireFormat::OpenAi),
             name: e.name,
             base_url,
             api_key_env,
+            api_key: e.api_key.map(ApiKey::new),
+            organization: e.organization,
         });
         Ok(())
     }
 
     fn apply_model(&mut self, e: ModelEntry) -> Result<(), CatalogError> {
-        let price =
-            |field: &'static str, v: &Option<String>| -> Result<Option<Usd>, CatalogError> {
-                v.as_deref()
-                    .map(Usd::parse)
-                    .transpose()
-                    .map_err(|source| CatalogError::Price {
-                        model: e.id.clone(),
-                        field,
-                        source,
-                    })
-            };
+        let price = |field: &'static str, v: &Option<String>| -> Result<Option<Usd>, CatalogError> {
+            v.as_deref().map(Usd::parse).transpose().map_err(|source| CatalogError::Price {
+                model: e.id.clone(),
+                field,
+                source,
+            })
+        };
         let (input, output) = (price("input", &e.input)?, price("output", &e.output)?);
-        let (cached_input, cache_write) = (
-            price("cached_input", &e.cached_input)?,
-            price("cache_write", &e.cache_write)?,
-        );
+        let (cached_input, cache_write) =
+            (price("cached_input", &e.cached_input)?, price("cache_write", &e.cache_write)?);
         if let Some(p) = &e.provider
             && !self.providers.iter().any(|x| &x.name == p)
         {
-            return Err(CatalogError::UnknownProvider {
-                model: e.id.clone(),
-                provider: p.clone(),
-            });
+            return Err(CatalogError::UnknownProvider { model: e.id.clone(), provider: p.clone() });
         }
         if let Some(m) = self.models.iter_mut().find(|m| m.id == e.id) {
             m.provider = e.provider.unwrap_or_else(|| m.provider.clone());
@@ -265,10 +268,7 @@ impl Catalog {
             m.aliases.extend(e.aliases);
             return Ok(());
         }
-        let missing = |field| CatalogError::Missing {
-            model: e.id.clone(),
-            field,
-        };
+        let missing = |field| CatalogError::Missing { model: e.id.clone(), field };
         let provider = e.provider.clone().ok_or_else(|| missing("provider"))?;
         let input = input.ok_or_else(|| missing("input"))?;
         let output = output.ok_or_else(|| missing("output"))?;
@@ -276,12 +276,7 @@ impl Catalog {
             id: e.id,
             provider,
             kind: e.kind.unwrap_or(ModelKind::Chat),
-            prices: Prices {
-                input,
-                output,
-                cached_input,
-                cache_write,
-            },
+            prices: Prices { input, output, cached_input, cache_write },
             max_output_tokens: e.max_output_tokens,
             context_window: e.context_window,
             created: e.created.unwrap_or(0),
@@ -311,6 +306,11 @@ impl Catalog {
         self.providers.iter().find(|p| p.name == name)
     }
 
+    /// For the operator's environment: replaces a provider's credential or base URL.
+    pub fn provider_mut(&mut self, name: &str) -> Option<&mut Provider> {
+        self.providers.iter_mut().find(|p| p.name == name)
+    }
+
     /// Every model, in catalog order.
     pub fn models(&self) -> &[Model] {
         &self.models
@@ -322,10 +322,7 @@ impl Catalog {
             return self.models.get(i);
         }
         let (provider, rest) = name.split_once('/')?;
-        self.index
-            .get(rest)
-            .and_then(|&i| self.models.get(i))
-            .filter(|m| m.provider == provider)
+        self.index.get(rest).and_then(|&i| self.models.get(i)).filter(|m| m.provider == provider)
     }
 }
 
@@ -335,55 +332,25 @@ mod tests {
 
     #[test]
     fn builtin_catalog_is_valid_and_has_the_seed_models() {
-        let c = Catalog::empty()
-            .with_toml(BUILTIN)
-            .expect("built-in catalog parses");
-        for id in [
-            "gpt-4o-mini",
-            "claude-sonnet-4-20250514",
-            "text-embedding-3-small",
-        ] {
+        let c = Catalog::empty().with_toml(BUILTIN).expect("built-in catalog parses");
+        for id in ["gpt-4o-mini", "claude-sonnet-4-20250514", "text-embedding-3-small"] {
             assert!(c.model(id).is_some(), "{id} missing");
         }
         assert_eq!(c.model("gpt-4o-mini").unwrap().provider, "openai");
-        assert_eq!(
-            c.model("claude-sonnet-4-20250514").unwrap().provider,
-            "anthropic"
-        );
+        assert_eq!(c.model("claude-sonnet-4-20250514").unwrap().provider, "anthropic");
         assert_eq!(c.model("openai/gpt-4o-mini").unwrap().id, "gpt-4o-mini");
         assert!(c.model("anthropic/gpt-4o-mini").is_none());
-        for name in [
-            "openai",
-            "anthropic",
-            "groq",
-            "mistral",
-            "deepseek",
-            "xai",
-            "together",
-            "fireworks",
-        ] {
-            let p = c
-                .provider(name)
-                .unwrap_or_else(|| panic!("provider {name} missing"));
+        for name in ["openai", "anthropic", "groq", "mistral", "deepseek", "xai", "together", "fireworks"] {
+            let p = c.provider(name).unwrap_or_else(|| panic!("provider {name} missing"));
             assert!(p.base_url.starts_with("https://"), "{name}");
-            assert!(
-                c.models().iter().any(|m| m.provider == name),
-                "no model for {name}"
-            );
+            assert!(c.models().iter().any(|m| m.provider == name), "no model for {name}");
         }
-        assert_eq!(
-            c.provider("anthropic").unwrap().format,
-            WireFormat::Anthropic
-        );
+        assert_eq!(c.provider("anthropic").unwrap().format, WireFormat::Anthropic);
         for m in c.models() {
             assert!(c.provider(&m.provider).is_some(), "{}", m.id);
             if m.kind == ModelKind::Chat {
                 assert!(m.prices.output > Usd::ZERO, "{} has no output price", m.id);
-                assert!(
-                    m.max_output_tokens.is_some(),
-                    "{} has no max_output_tokens",
-                    m.id
-                );
+                assert!(m.max_output_tokens.is_some(), "{} has no max_output_tokens", m.id);
             }
         }
     }
@@ -415,23 +382,18 @@ mod tests {
         assert!(mini.prices.output > Usd::ZERO, "other fields kept");
         assert_eq!(c.model("llama-local").unwrap().provider, "local");
         assert_eq!(c.provider("local").unwrap().api_key_env, "LOCAL_API_KEY");
+        let keyed = c.with_toml("[[provider]]\nname = \"openai\"\napi_key = \"sk-secret\"").unwrap();
+        let openai = keyed.provider("openai").unwrap();
+        assert_eq!(openai.api_key.as_ref().map(ApiKey::expose), Some("sk-secret"));
+        assert!(!format!("{openai:?}").contains("sk-secret"), "Debug hides provider keys");
     }
 
     #[test]
     fn bad_operator_entries_are_named() {
         let err = |t: &str| Catalog::builtin().with_toml(t).unwrap_err().to_string();
-        assert!(
-            err("[[model]]\nid = \"x\"\nprovider = \"openai\"\noutput = \"1\"")
-                .contains("`input` is required")
-        );
-        assert!(
-            err("[[model]]\nid = \"x\"\nprovider = \"nope\"\ninput = \"1\"\noutput = \"1\"")
-                .contains("\"nope\"")
-        );
-        assert!(
-            err("[[model]]\nid = \"gpt-4o-mini\"\ninput = \"-1\"")
-                .contains("input must not be negative")
-        );
+        assert!(err("[[model]]\nid = \"x\"\nprovider = \"openai\"\noutput = \"1\"").contains("`input` is required"));
+        assert!(err("[[model]]\nid = \"x\"\nprovider = \"nope\"\ninput = \"1\"\noutput = \"1\"").contains("\"nope\""));
+        assert!(err("[[model]]\nid = \"gpt-4o-mini\"\ninput = \"-1\"").contains("input must not be negative"));
         assert!(err("[[model]]\nid = \"x\"\nprice = \"1\"").contains("unknown field"));
         assert!(err("[[model]]\nid = \"x\"\nprovider = \"openai\"\ninput = \"1\"\noutput = \"1\"\naliases = [\"gpt-4o-mini\"]").contains("appears twice"));
     }
@@ -444,47 +406,15 @@ mod tests {
             cached_input: Some(Usd::parse("0.30").unwrap()),
             cache_write: Some(Usd::parse("3.75").unwrap()),
         };
-        let u = TokenUsage {
-            input: 1000,
-            cached_input: 2000,
-            cache_write: 100,
-            output: 500,
-        };
+        let u = TokenUsage { input: 1000, cached_input: 2000, cache_write: 100, output: 500 };
         // 1000*3 + 2000*0.3 + 100*3.75 + 500*15 = 3000 + 600 + 375 + 7500 = 11475 micro-dollars
         assert_eq!(p.cost(&u), Usd::from_nanos(11_475_000));
-        let tiny = Prices {
-            input: Usd::parse("0.15").unwrap(),
-            ..Prices::default()
-        };
-        assert_eq!(
-            tiny.cost(&TokenUsage {
-                input: 1,
-                ..Default::default()
-            }),
-            Usd::from_nanos(150)
-        );
-        let odd = Prices {
-            input: Usd::parse("0.0375").unwrap(),
-            ..Prices::default()
-        };
-        assert_eq!(
-            odd.cost(&TokenUsage {
-                input: 1,
-                ..Default::default()
-            }),
-            Usd::from_nanos(38)
-        );
+        let tiny = Prices { input: Usd::parse("0.15").unwrap(), ..Prices::default() };
+        assert_eq!(tiny.cost(&TokenUsage { input: 1, ..Default::default() }), Usd::from_nanos(150));
+        let odd = Prices { input: Usd::parse("0.0375").unwrap(), ..Prices::default() };
+        assert_eq!(odd.cost(&TokenUsage { input: 1, ..Default::default() }), Usd::from_nanos(38));
         // Cached tokens fall back to the input price where there is no cached price.
-        let plain = Prices {
-            input: Usd::parse("2").unwrap(),
-            ..Prices::default()
-        };
-        assert_eq!(
-            plain.cost(&TokenUsage {
-                cached_input: 10,
-                ..Default::default()
-            }),
-            Usd::from_nanos(20_000)
-        );
+        let plain = Prices { input: Usd::parse("2").unwrap(), ..Prices::default() };
+        assert_eq!(plain.cost(&TokenUsage { cached_input: 10, ..Default::default() }), Usd::from_nanos(20_000));
     }
 }

@@ -4,9 +4,7 @@ use crate::error::ApiError;
 use crate::random;
 use crate::state::AppState;
 use serde_json::Value;
-use spendgate_core::{
-    KeyStatus, KeyUsage, Mode, Secret, SpendKey, SpendKeyChanges, SpendKeyId, WalletId,
-};
+use spendgate_core::{KeyStatus, KeyUsage, Mode, Secret, SpendKey, SpendKeyChanges, SpendKeyId, WalletId};
 use spendgate_store::Listed;
 
 /// How often a change is retried when concurrent changes to the same key race.
@@ -16,11 +14,7 @@ fn not_found(id: &SpendKeyId) -> ApiError {
     ApiError::not_found(format!("no spend key with id {id} in this wallet"))
 }
 
-pub async fn create(
-    state: &AppState,
-    wallet: &WalletId,
-    body: &Value,
-) -> Result<(SpendKey, Secret), ApiError> {
+pub async fn create(state: &AppState, wallet: &WalletId, body: &Value) -> Result<(SpendKey, Secret), ApiError> {
     let now = state.now();
     let changes = SpendKeyChanges::parse(body, Mode::Create, &state.config.catalog, now)?;
     let prefix = &state.config.spend_key_prefix;
@@ -46,20 +40,13 @@ pub async fn create(
     };
     key.apply(changes, now);
     state.store.insert_spend_key(&key).await?;
+    state.keys.upsert(key.clone());
     tracing::info!(wallet = %wallet, key = %key.id, "spend key created");
     Ok((key, secret))
 }
 
-pub async fn get(
-    state: &AppState,
-    wallet: &WalletId,
-    id: &SpendKeyId,
-) -> Result<SpendKey, ApiError> {
-    state
-        .store
-        .spend_key(wallet, id)
-        .await?
-        .ok_or_else(|| not_found(id))
+pub async fn get(state: &AppState, wallet: &WalletId, id: &SpendKeyId) -> Result<SpendKey, ApiError> {
+    state.store.spend_key(wallet, id).await?.ok_or_else(|| not_found(id))
 }
 
 /// One page, newest first, and whether more follow.
@@ -69,21 +56,13 @@ pub async fn list(
     before: Option<i64>,
     limit: u32,
 ) -> Result<(Vec<Listed>, bool), ApiError> {
-    let mut page = state
-        .store
-        .list_spend_keys(wallet, before, limit + 1)
-        .await?;
+    let mut page = state.store.list_spend_keys(wallet, before, limit + 1).await?;
     let has_more = page.len() > limit as usize;
     page.truncate(limit as usize);
     Ok((page, has_more))
 }
 
-pub async fn update(
-    state: &AppState,
-    wallet: &WalletId,
-    id: &SpendKeyId,
-    body: &Value,
-) -> Result<SpendKey, ApiError> {
+pub async fn update(state: &AppState, wallet: &WalletId, id: &SpendKeyId, body: &Value) -> Result<SpendKey, ApiError> {
     let now = state.now();
     let changes = SpendKeyChanges::parse(body, Mode::Update, &state.config.catalog, now)?;
     let key = modify(state, wallet, id, |key| key.apply(changes.clone(), now)).await?;
@@ -92,11 +71,7 @@ pub async fn update(
 }
 
 /// A new secret for the same key: id, limits and usage stay; the old secret stops working.
-pub async fn rotate(
-    state: &AppState,
-    wallet: &WalletId,
-    id: &SpendKeyId,
-) -> Result<(SpendKey, Secret), ApiError> {
+pub async fn rotate(state: &AppState, wallet: &WalletId, id: &SpendKeyId) -> Result<(SpendKey, Secret), ApiError> {
     let prefix = &state.config.spend_key_prefix;
     let secret = Secret::generate(prefix, random::bytes()?);
     let now = state.now();
@@ -136,6 +111,8 @@ async fn modify(
         let version = key.version;
         change(&mut key);
         if state.store.update_spend_key(&key, version).await? {
+            // In force for the very next request.
+            state.keys.upsert(key.clone());
             return Ok(key);
         }
     }
@@ -145,13 +122,8 @@ async fn modify(
     ))
 }
 
-/// Usage figures for the key's current cycles.
-pub async fn usage(state: &AppState, key: &SpendKey) -> Result<KeyUsage, ApiError> {
-    let now = state.now();
-    let spend_since = key.spend_cycle().window(now).start;
-    let requests_since = key.request_cycle().window(now).start;
-    Ok(state
-        .store
-        .key_usage(&key.id, spend_since, requests_since)
-        .await?)
+/// Usage figures for the key's current cycles, from the gateway's meters (which hold
+/// every settled request, written to the store or still queued).
+pub fn usage(state: &AppState, key: &SpendKey) -> KeyUsage {
+    state.keys.usage(key, state.now())
 }

@@ -25,10 +25,7 @@ const CURSOR_PREFIX: &str = "cur_";
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/v1/spend_keys", post(create).get(list))
-        .route(
-            "/v1/spend_keys/{id}",
-            get(retrieve).put(update).patch(update).delete(revoke),
-        )
+        .route("/v1/spend_keys/{id}", get(retrieve).put(update).patch(update).delete(revoke))
         .route("/v1/spend_keys/{id}/rotate", post(rotate))
         .route("/v1/models", get(models))
 }
@@ -38,7 +35,7 @@ async fn render(
     key: &spendgate_core::SpendKey,
     secret: Option<&spendgate_core::Secret>,
 ) -> Result<SpendKeyView, ApiError> {
-    let usage = keys::usage(state, key).await?;
+    let usage = keys::usage(state, key);
     Ok(SpendKeyView::new(key, &usage, secret))
 }
 
@@ -48,10 +45,7 @@ async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let (key, secret) = keys::create(&state, &auth.wallet_id, &body).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(render(&state, &key, Some(&secret)).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(render(&state, &key, Some(&secret)).await?)))
 }
 
 fn parse_page(query: &HashMap<String, String>) -> Result<(Option<i64>, u32), ApiError> {
@@ -69,16 +63,11 @@ fn parse_page(query: &HashMap<String, String>) -> Result<(Option<i64>, u32), Api
     };
     let before = match query.get("cursor").map(String::as_str) {
         None | Some("") => None,
-        Some(c) => Some(
-            c.strip_prefix(CURSOR_PREFIX)
-                .and_then(|n| i64::from_str_radix(n, 36).ok())
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "cursor",
-                        "cursor: is not a cursor this API returned (use next_cursor)",
-                    )
-                })?,
-        ),
+        Some(c) => {
+            Some(c.strip_prefix(CURSOR_PREFIX).and_then(|n| i64::from_str_radix(n, 36).ok()).ok_or_else(|| {
+                ApiError::invalid("cursor", "cursor: is not a cursor this API returned (use next_cursor)")
+            })?)
+        }
     };
     Ok((before, limit))
 }
@@ -90,21 +79,12 @@ async fn list(
 ) -> Result<Json<ListView<SpendKeyView>>, ApiError> {
     let (before, limit) = parse_page(&query)?;
     let (page, has_more) = keys::list(&state, &auth.wallet_id, before, limit).await?;
-    let next_cursor = if has_more {
-        page.last()
-            .map(|l| format!("{CURSOR_PREFIX}{}", radix36(l.seq)))
-    } else {
-        None
-    };
+    let next_cursor = if has_more { page.last().map(|l| format!("{CURSOR_PREFIX}{}", radix36(l.seq))) } else { None };
     let mut data = Vec::with_capacity(page.len());
     for listed in &page {
         data.push(render(&state, &listed.key, None).await?);
     }
-    Ok(Json(ListView {
-        data,
-        has_more,
-        next_cursor,
-    }))
+    Ok(Json(ListView { data, has_more, next_cursor }))
 }
 
 fn radix36(mut n: i64) -> String {
@@ -175,10 +155,7 @@ mod tests {
     fn cursors_round_trip() {
         for seq in [0i64, 1, 35, 36, 1_000_000, i64::MAX] {
             let mut q = HashMap::new();
-            q.insert(
-                "cursor".to_string(),
-                format!("{CURSOR_PREFIX}{}", radix36(seq)),
-            );
+            q.insert("cursor".to_string(), format!("{CURSOR_PREFIX}{}", radix36(seq)));
             assert_eq!(parse_page(&q).unwrap(), (Some(seq), DEFAULT_PAGE));
         }
         let mut q = HashMap::new();
@@ -186,11 +163,7 @@ mod tests {
         assert_eq!(parse_page(&q).unwrap_err().param.as_deref(), Some("cursor"));
         for bad in ["0", "101", "-1", "ten", "1.5"] {
             let q = HashMap::from([("limit".to_string(), bad.to_string())]);
-            assert_eq!(
-                parse_page(&q).unwrap_err().param.as_deref(),
-                Some("limit"),
-                "{bad}"
-            );
+            assert_eq!(parse_page(&q).unwrap_err().param.as_deref(), Some("limit"), "{bad}");
         }
     }
 }

@@ -57,22 +57,15 @@ impl SpendKeyView {
             wallet_id: k.wallet_id.to_string(),
             allowed_models: k.allowed_models.clone(),
             allowed_providers: k.allowed_providers.clone(),
-            spend_limit: k.spend_limit.map(|l| SpendLimitView {
-                amount: l.amount.to_string(),
-                cycle: l.cycle.as_str(),
-            }),
+            spend_limit: k
+                .spend_limit
+                .map(|l| SpendLimitView { amount: l.amount.to_string(), cycle: l.cycle.as_str() }),
             current_spend: usage.current_spend.to_string(),
             total_spend: usage.total_spend.to_string(),
-            request_limit: k.request_limit.map(|l| RequestLimitView {
-                count: l.count,
-                cycle: l.cycle.as_str(),
-            }),
+            request_limit: k.request_limit.map(|l| RequestLimitView { count: l.count, cycle: l.cycle.as_str() }),
             current_requests: usage.current_requests,
             total_requests: usage.total_requests,
-            rate_limit: k.rate_limit.map(|l| RateLimitView {
-                rpm: l.rpm,
-                burst: l.burst,
-            }),
+            rate_limit: k.rate_limit.map(|l| RateLimitView { rpm: l.rpm, burst: l.burst }),
             expires_at: k.expires_at.map(|t| t.to_string()),
             last_used_at: usage.last_used_at.map(|t| t.to_string()),
             created_at: k.created_at.to_string(),
@@ -108,16 +101,8 @@ impl ModelListView {
     pub fn of<'a>(models: impl IntoIterator<Item = &'a Model>) -> Self {
         let data = models
             .into_iter()
-            .map(|m| ModelView {
-                id: m.id.clone(),
-                object: "model",
-                created: m.created,
-                owned_by: m.provider.clone(),
-            })
+            .map(|m| ModelView { id: m.id.clone(), object: "model", created: m.created, owned_by: m.provider.clone() })
             .collect();
-        ModelListView {
-            object: "list",
-            data,
-        }
+        ModelListView { object: "list", data }
     }
 }

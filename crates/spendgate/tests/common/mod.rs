@@ -63,24 +63,10 @@ pub fn cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
 
 /// Creates a wallet through the CLI: (wallet id, wallet API key).
 pub fn create_wallet(dir: &TempDir, name: &str) -> (String, String) {
-    let (ok, out, err) = cli(
-        &[
-            "wallets",
-            "create",
-            "--name",
-            name,
-            "--database",
-            &dir.db_url(),
-            "--json",
-        ],
-        &[],
-    );
+    let (ok, out, err) = cli(&["wallets", "create", "--name", name, "--database", &dir.db_url(), "--json"], &[]);
     assert!(ok, "wallets create failed: {err}");
     let v: Value = serde_json::from_str(out.trim()).unwrap();
-    (
-        v["wallet_id"].as_str().unwrap().to_string(),
-        v["key"].as_str().unwrap().to_string(),
-    )
+    (v["wallet_id"].as_str().unwrap().to_string(), v["key"].as_str().unwrap().to_string())
 }
 
 /// A running `spendgate serve`, its log going to `dir/server-N.log`.
@@ -96,13 +82,7 @@ impl Server {
         let log = dir.path(&format!("server-{}.log", N.fetch_add(1, Ordering::Relaxed)));
         let log_file = std::fs::File::create(&log).unwrap();
         let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database",
-                &dir.db_url(),
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &dir.db_url()])
             .env("SPENDGATE_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -119,25 +99,14 @@ impl Server {
         });
         let url = rx
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "server did not start: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        Server {
-            url,
-            log,
-            child: Some(child),
-        }
+            .unwrap_or_else(|_| panic!("server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+        Server { url, log, child: Some(child) }
     }
 
     /// SIGTERM and wait: a clean shutdown.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if child.try_wait().unwrap().is_some() {
@@ -182,11 +151,7 @@ pub struct Reply {
 
 impl Api {
     pub fn new(server: &Server, key: &str) -> Api {
-        Api {
-            base: server.url.clone(),
-            key: key.to_string(),
-            http: reqwest::Client::new(),
-        }
+        Api { base: server.url.clone(), key: key.to_string(), http: reqwest::Client::new() }
     }
 
     pub async fn raw(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Reply {
@@ -206,8 +171,7 @@ impl Api {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
-        self.raw(method, path, body.map(|b| b.to_string().into_bytes()))
-            .await
+        self.raw(method, path, body.map(|b| b.to_string().into_bytes())).await
     }
 
     /// Creates a key and returns the answer (with its `key`), asserting success.
@@ -224,9 +188,7 @@ impl Api {
 
 /// Does `haystack` contain `needle` anywhere (bytes)?
 pub fn contains_bytes(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// Every file of the database (main file, WAL, shared memory), concatenated.
@@ -245,20 +207,10 @@ impl Api {
     pub fn status_of(&self, path: &str) -> u16 {
         let (base, key, path) = (self.base.clone(), self.key.clone(), path.to_string());
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                Api {
-                    base,
-                    key,
-                    http: reqwest::Client::new(),
-                }
-                .call("GET", &path, None)
-                .await
-                .status
-            })
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(
+                async move { Api { base, key, http: reqwest::Client::new() }.call("GET", &path, None).await.status },
+            )
         })
         .join()
         .unwrap()

@@ -47,7 +47,8 @@ CREATE INDEX spend_keys_wallet ON spend_keys(wallet_id, seq);
 
 -- One row per request that reached a provider.
 CREATE TABLE request_records (
-    id                  TEXT PRIMARY KEY,
+    seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                  TEXT NOT NULL UNIQUE,
     key_id              TEXT NOT NULL,
     wallet_id           TEXT NOT NULL,
     model               TEXT NOT NULL,
@@ -62,8 +63,8 @@ CREATE TABLE request_records (
     latency_ms          INTEGER NOT NULL,
     created_at          INTEGER NOT NULL
 );
-CREATE INDEX request_records_key ON request_records(key_id, created_at);
-CREATE INDEX request_records_wallet ON request_records(wallet_id, created_at);
+CREATE INDEX request_records_key ON request_records(key_id, seq);
+CREATE INDEX request_records_wallet ON request_records(wallet_id, seq);
 
 -- Per key and UTC day, kept in the same transaction as the records: the current
 -- cycle's figures are a sum over at most 31 rows.

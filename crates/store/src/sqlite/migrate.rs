@@ -6,11 +6,8 @@ use crate::StoreError;
 use sqlx::{Connection, Row, SqlitePool};
 
 /// (version, name, SQL). Append only: never edit a released migration.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql"))];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
@@ -24,11 +21,10 @@ pub(crate) async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
     for &(version, name, sql) in MIGRATIONS {
         // BEGIN IMMEDIATE takes the write lock before we read the applied versions.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let found: i64 =
-            sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("v")?;
+        let found: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("v")?;
         if found > known {
             return Err(StoreError::SchemaTooNew { found, known });
         }

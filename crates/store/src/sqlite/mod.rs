@@ -3,15 +3,13 @@
 
 mod migrate;
 
-use crate::{Listed, RequestRecord, Store, StoreError};
+use crate::{Listed, RequestRecord, Store, StoreError, UsageDay, UsageTotal};
 use async_trait::async_trait;
 use spendgate_core::{
-    Cycle, KeyHash, KeyStatus, KeyUsage, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit,
-    Timestamp, Usd, Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
+    Cycle, KeyHash, KeyStatus, KeyUsage, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit, Timestamp,
+    TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
 };
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
@@ -24,10 +22,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if need be) the database file at `path` and migrates it.
     pub async fn open(path: &str) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
         }
         let options = SqliteConnectOptions::new()
@@ -37,10 +32,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         migrate::run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -64,54 +56,34 @@ fn hash_of(row: &SqliteRow) -> Result<KeyHash, StoreError> {
 }
 
 fn names_to_json(names: &Option<Vec<String>>) -> Option<String> {
-    names
-        .as_ref()
-        .map(|n| serde_json::Value::from(n.clone()).to_string())
+    names.as_ref().map(|n| serde_json::Value::from(n.clone()).to_string())
 }
 
 fn names_from_json(text: Option<String>) -> Result<Option<Vec<String>>, StoreError> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(format!("name list: {e}"))))
-        .transpose()
+    text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(format!("name list: {e}")))).transpose()
 }
 
 fn cycle(text: Option<String>) -> Result<Option<Cycle>, StoreError> {
-    text.map(|c| Cycle::from_str(&c).map_err(corrupt))
-        .transpose()
+    text.map(|c| Cycle::from_str(&c).map_err(corrupt)).transpose()
 }
 
 fn spend_key_from_row(row: &SqliteRow) -> Result<Listed, StoreError> {
     let status: String = row.try_get("status")?;
     let shape: String = row.try_get("request_shape")?;
-    let spend_limit = match (
-        row.try_get::<Option<i64>, _>("spend_limit_nanos")?,
-        cycle(row.try_get("spend_limit_cycle")?)?,
-    ) {
-        (Some(nanos), Some(cycle)) => Some(SpendLimit {
-            amount: Usd::from_nanos(nanos),
-            cycle,
-        }),
-        _ => None,
-    };
-    let request_limit = match (
-        row.try_get::<Option<i64>, _>("request_limit_count")?,
-        cycle(row.try_get("request_limit_cycle")?)?,
-    ) {
-        (Some(count), Some(cycle)) => Some(RequestLimit {
-            count: count as u64,
-            cycle,
-        }),
-        _ => None,
-    };
-    let rate_limit = row
-        .try_get::<Option<i64>, _>("rate_limit_rpm")?
-        .map(|rpm| RateLimit {
-            rpm: rpm as u32,
-            burst: row
-                .try_get::<Option<i64>, _>("rate_limit_burst")
-                .ok()
-                .flatten()
-                .map(|b| b as u32),
-        });
+    let spend_limit =
+        match (row.try_get::<Option<i64>, _>("spend_limit_nanos")?, cycle(row.try_get("spend_limit_cycle")?)?) {
+            (Some(nanos), Some(cycle)) => Some(SpendLimit { amount: Usd::from_nanos(nanos), cycle }),
+            _ => None,
+        };
+    let request_limit =
+        match (row.try_get::<Option<i64>, _>("request_limit_count")?, cycle(row.try_get("request_limit_cycle")?)?) {
+            (Some(count), Some(cycle)) => Some(RequestLimit { count: count as u64, cycle }),
+            _ => None,
+        };
+    let rate_limit = row.try_get::<Option<i64>, _>("rate_limit_rpm")?.map(|rpm| RateLimit {
+        rpm: rpm as u32,
+        burst: row.try_get::<Option<i64>, _>("rate_limit_burst").ok().flatten().map(|b| b as u32),
+    });
     let key = SpendKey {
         id: SpendKeyId::new(row.try_get::<String, _>("id")?),
         wallet_id: WalletId::new(row.try_get::<String, _>("wallet_id")?),
@@ -135,10 +107,7 @@ fn spend_key_from_row(row: &SqliteRow) -> Result<Listed, StoreError> {
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
         version: row.try_get("version")?,
     };
-    Ok(Listed {
-        seq: row.try_get("seq")?,
-        key,
-    })
+    Ok(Listed { seq: row.try_get("seq")?, key })
 }
 
 fn wallet_key_from_row(row: &SqliteRow) -> Result<WalletKey, StoreError> {
@@ -215,11 +184,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_wallet(
-        &self,
-        wallet: &Wallet,
-        first_key: &WalletKey,
-    ) -> Result<(), StoreError> {
+    async fn create_wallet(&self, wallet: &Wallet, first_key: &WalletKey) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO wallets (id, name, created_at) VALUES (?, ?, ?)")
             .bind(wallet.id.as_str())
@@ -252,37 +217,29 @@ impl Store for SqliteStore {
     }
 
     async fn list_wallet_keys(&self, wallet: &WalletId) -> Result<Vec<WalletKey>, StoreError> {
-        let rows =
-            sqlx::query("SELECT * FROM wallet_keys WHERE wallet_id = ? ORDER BY created_at, id")
-                .bind(wallet.as_str())
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query("SELECT * FROM wallet_keys WHERE wallet_id = ? ORDER BY created_at, id")
+            .bind(wallet.as_str())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(wallet_key_from_row).collect()
     }
 
-    async fn revoke_wallet_key(
-        &self,
-        wallet: &WalletId,
-        id: &WalletKeyId,
-        at: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE wallet_keys SET revoked_at = ? WHERE id = ? AND wallet_id = ? AND revoked_at IS NULL",
-        )
-        .bind(at.unix_millis())
-        .bind(id.as_str())
-        .bind(wallet.as_str())
-        .execute(&self.pool)
-        .await?;
+    async fn revoke_wallet_key(&self, wallet: &WalletId, id: &WalletKeyId, at: Timestamp) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE wallet_keys SET revoked_at = ? WHERE id = ? AND wallet_id = ? AND revoked_at IS NULL")
+                .bind(at.unix_millis())
+                .bind(id.as_str())
+                .bind(wallet.as_str())
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn wallet_key_by_hash(&self, hash: &KeyHash) -> Result<Option<WalletKey>, StoreError> {
-        let row =
-            sqlx::query("SELECT * FROM wallet_keys WHERE key_hash = ? AND revoked_at IS NULL")
-                .bind(&hash.0[..])
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query("SELECT * FROM wallet_keys WHERE key_hash = ? AND revoked_at IS NULL")
+            .bind(&hash.0[..])
+            .fetch_optional(&self.pool)
+            .await?;
         let key = row.as_ref().map(wallet_key_from_row).transpose()?;
         Ok(key.filter(|k| k.key_hash.ct_eq(hash)))
     }
@@ -293,43 +250,21 @@ impl Store for SqliteStore {
             SPEND_KEY_COLUMNS.trim_start_matches("seq, "),
             ["?"; 20].join(", ")
         );
-        bind_spend_key(sqlx::query(&sql), key)
-            .execute(&self.pool)
-            .await?;
+        bind_spend_key(sqlx::query(&sql), key).execute(&self.pool).await?;
         Ok(())
     }
 
-    async fn spend_key(
-        &self,
-        wallet: &WalletId,
-        id: &SpendKeyId,
-    ) -> Result<Option<SpendKey>, StoreError> {
-        let sql = format!(
-            "SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE id = ? AND wallet_id = ? AND revoked_at IS NULL"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id.as_str())
-            .bind(wallet.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row
-            .as_ref()
-            .map(spend_key_from_row)
-            .transpose()?
-            .map(|l| l.key))
+    async fn spend_key(&self, wallet: &WalletId, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError> {
+        let sql =
+            format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE id = ? AND wallet_id = ? AND revoked_at IS NULL");
+        let row = sqlx::query(&sql).bind(id.as_str()).bind(wallet.as_str()).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(spend_key_from_row).transpose()?.map(|l| l.key))
     }
 
     async fn spend_key_by_hash(&self, hash: &KeyHash) -> Result<Option<SpendKey>, StoreError> {
         let sql = format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE key_hash = ?");
-        let row = sqlx::query(&sql)
-            .bind(&hash.0[..])
-            .fetch_optional(&self.pool)
-            .await?;
-        let key = row
-            .as_ref()
-            .map(spend_key_from_row)
-            .transpose()?
-            .map(|l| l.key);
+        let row = sqlx::query(&sql).bind(&hash.0[..]).fetch_optional(&self.pool).await?;
+        let key = row.as_ref().map(spend_key_from_row).transpose()?.map(|l| l.key);
         Ok(key.filter(|k| k.key_hash.ct_eq(hash)))
     }
 
@@ -352,11 +287,7 @@ impl Store for SqliteStore {
         rows.iter().map(spend_key_from_row).collect()
     }
 
-    async fn update_spend_key(
-        &self,
-        key: &SpendKey,
-        expected_version: i64,
-    ) -> Result<bool, StoreError> {
+    async fn update_spend_key(&self, key: &SpendKey, expected_version: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE spend_keys SET name = ?, status = ?, request_shape = ?, allowed_models = ?, \
              allowed_providers = ?, spend_limit_nanos = ?, spend_limit_cycle = ?, request_limit_count = ?, \
@@ -387,6 +318,48 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn all_spend_keys(&self) -> Result<Vec<SpendKey>, StoreError> {
+        let sql = format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys ORDER BY seq");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| spend_key_from_row(r).map(|l| l.key)).collect()
+    }
+
+    async fn usage_days(&self, since_day: i64) -> Result<Vec<UsageDay>, StoreError> {
+        let rows = sqlx::query("SELECT key_id, day, spend_nanos, requests FROM key_usage_daily WHERE day >= ?")
+            .bind(since_day)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UsageDay {
+                    key_id: SpendKeyId::new(r.try_get::<String, _>("key_id")?),
+                    day: r.try_get("day")?,
+                    spend: Usd::from_nanos(r.try_get("spend_nanos")?),
+                    requests: r.try_get::<i64, _>("requests")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn usage_totals(&self) -> Result<Vec<UsageTotal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key_id, SUM(spend_nanos) AS spend, SUM(requests) AS requests, MAX(last_used_at) AS last_used_at \
+             FROM key_usage_daily GROUP BY key_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UsageTotal {
+                    key_id: SpendKeyId::new(r.try_get::<String, _>("key_id")?),
+                    spend: Usd::from_nanos(r.try_get("spend")?),
+                    requests: r.try_get::<i64, _>("requests")? as u64,
+                    last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(ts),
+                })
+            })
+            .collect()
     }
 
     async fn record_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
@@ -438,6 +411,49 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn list_requests(
+        &self,
+        wallet: &WalletId,
+        key: Option<&SpendKeyId>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, RequestRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM request_records WHERE wallet_id = ? AND (? IS NULL OR key_id = ?) AND seq < ? \
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(wallet.as_str())
+        .bind(key.map(SpendKeyId::as_str))
+        .bind(key.map(SpendKeyId::as_str))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let record = RequestRecord {
+                    id: r.try_get("id")?,
+                    key_id: SpendKeyId::new(r.try_get::<String, _>("key_id")?),
+                    wallet_id: WalletId::new(r.try_get::<String, _>("wallet_id")?),
+                    model: r.try_get("model")?,
+                    provider: r.try_get("provider")?,
+                    endpoint: r.try_get("endpoint")?,
+                    status: r.try_get::<i64, _>("status")? as u16,
+                    usage: TokenUsage {
+                        input: r.try_get::<i64, _>("input_tokens")? as u64,
+                        cached_input: r.try_get::<i64, _>("cached_input_tokens")? as u64,
+                        cache_write: r.try_get::<i64, _>("cache_write_tokens")? as u64,
+                        output: r.try_get::<i64, _>("output_tokens")? as u64,
+                    },
+                    cost: Usd::from_nanos(r.try_get("cost_nanos")?),
+                    latency_ms: r.try_get::<i64, _>("latency_ms")? as u64,
+                    created_at: ts(r.try_get("created_at")?),
+                };
+                Ok((r.try_get("seq")?, record))
+            })
+            .collect()
     }
 
     async fn key_usage(

@@ -1,0 +1,454 @@
+//! The gateway: the provider endpoints a spend key is used on. A request is checked in
+//! the order of `shared/spec/gateway.md` (key known, key usable, format, model known,
+//! model allowed, rate limit, request limit, spend limit), admitted with a reservation of
+//! its worst-case cost, forwarded with the operator's credential, and settled to its real
+//! cost from the provider's usage (streams included).
+
+pub mod keys;
+pub mod recorder;
+pub mod settle;
+pub mod stream;
+pub mod upstream;
+
+use crate::auth::presented_key;
+use crate::error::{ApiError, ErrorFormat, ErrorKind};
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use keys::KeyEntry;
+use serde_json::Value;
+use settle::{Estimate, Settlement};
+use spendgate_core::meter::{CostBound, Headroom, Refusal};
+use spendgate_core::{Model, SpendKey, TokenUsage, WireFormat};
+use spendgate_wire::{RequestFacts, StreamUsage, anthropic, openai};
+use std::sync::Arc;
+use std::time::Instant;
+use stream::MeteredStream;
+
+/// Request bodies up to the providers' own limit (Anthropic's is 32 MB).
+pub const GATEWAY_BODY_LIMIT: usize = 32 << 20;
+/// Output tokens assumed for a model whose catalog entry gives no maximum.
+const FALLBACK_MAX_OUTPUT: u64 = 32_768;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Responses,
+    Embeddings,
+    Messages,
+    CountTokens,
+}
+
+impl Endpoint {
+    pub fn format(self) -> WireFormat {
+        match self {
+            Endpoint::Chat | Endpoint::Responses | Endpoint::Embeddings => WireFormat::OpenAi,
+            Endpoint::Messages | Endpoint::CountTokens => WireFormat::Anthropic,
+        }
+    }
+
+    pub fn error_format(self) -> ErrorFormat {
+        match self.format() {
+            WireFormat::OpenAi => ErrorFormat::OpenAi,
+            WireFormat::Anthropic => ErrorFormat::Anthropic,
+        }
+    }
+
+    /// The path clients use.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Responses => "/v1/responses",
+            Endpoint::Embeddings => "/v1/embeddings",
+            Endpoint::Messages => "/v1/messages",
+            Endpoint::CountTokens => "/v1/messages/count_tokens",
+        }
+    }
+
+    /// The path after the provider's base URL (OpenAI bases include `/v1`, Anthropic's not).
+    fn upstream_path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Responses => "/responses",
+            Endpoint::Embeddings => "/embeddings",
+            Endpoint::Messages => "/v1/messages",
+            Endpoint::CountTokens => "/v1/messages/count_tokens",
+        }
+    }
+
+    fn openai(self) -> Option<openai::Endpoint> {
+        match self {
+            Endpoint::Chat => Some(openai::Endpoint::Chat),
+            Endpoint::Responses => Some(openai::Endpoint::Responses),
+            Endpoint::Embeddings => Some(openai::Endpoint::Embeddings),
+            _ => None,
+        }
+    }
+}
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/responses", post(responses))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .layer(DefaultBodyLimit::max(GATEWAY_BODY_LIMIT))
+}
+
+type RawBody = Result<Bytes, BytesRejection>;
+
+async fn chat(State(s): State<AppState>, h: HeaderMap, uri: Uri, body: RawBody) -> Response {
+    handle(s, Endpoint::Chat, h, uri, body).await
+}
+
+async fn responses(State(s): State<AppState>, h: HeaderMap, uri: Uri, body: RawBody) -> Response {
+    handle(s, Endpoint::Responses, h, uri, body).await
+}
+
+async fn embeddings(State(s): State<AppState>, h: HeaderMap, uri: Uri, body: RawBody) -> Response {
+    handle(s, Endpoint::Embeddings, h, uri, body).await
+}
+
+async fn messages(State(s): State<AppState>, h: HeaderMap, uri: Uri, body: RawBody) -> Response {
+    handle(s, Endpoint::Messages, h, uri, body).await
+}
+
+async fn count_tokens(State(s): State<AppState>, h: HeaderMap, uri: Uri, body: RawBody) -> Response {
+    handle(s, Endpoint::CountTokens, h, uri, body).await
+}
+
+async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, uri: Uri, body: RawBody) -> Response {
+    match proxy(&state, endpoint, &headers, &uri, body).await {
+        Ok(response) => response,
+        Err(e) => e.render(endpoint.error_format()),
+    }
+}
+
+/// Checks 1 and 2: the key is known and usable. Returns its entry and current rules.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<KeyEntry>, Arc<SpendKey>), ApiError> {
+    let secret = presented_key(headers).ok_or_else(|| {
+        ApiError::unauthorized("missing API key: send your spend key as Authorization: Bearer lava_sk_... or x-api-key")
+    })?;
+    if secret.looks_like_preview() {
+        return Err(ApiError::unauthorized(
+            "that is a key preview (it ends in ****), not the full key; use the full spend key, or rotate the key to get a new one",
+        ));
+    }
+    let Some(entry) = state.keys.find(&secret.hash()) else {
+        let message = if secret.expose().starts_with(&state.config.wallet_key_prefix) {
+            format!(
+                "a wallet API key cannot make model requests; use a spend key ({}...)",
+                state.config.spend_key_prefix
+            )
+        } else {
+            "invalid API key: no spend key has this secret (if it was rotated, use the new key)".to_string()
+        };
+        return Err(ApiError::unauthorized(message));
+    };
+    let key = entry.lock().key.clone();
+    key.check_usable(state.now()).map_err(|why| ApiError::unauthorized(why.to_string()))?;
+    Ok((entry, key))
+}
+
+fn base_url_hint(headers: &HeaderMap, format: WireFormat) -> String {
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("HOST:PORT");
+    match format {
+        WireFormat::OpenAi => format!("http://{host}/v1"),
+        WireFormat::Anthropic => format!("http://{host}"),
+    }
+}
+
+fn format_name(f: WireFormat) -> &'static str {
+    match f {
+        WireFormat::OpenAi => "OpenAI",
+        WireFormat::Anthropic => "Anthropic",
+    }
+}
+
+/// Check 3: the key's format is the endpoint's.
+fn check_format(key: &SpendKey, endpoint: Endpoint, headers: &HeaderMap) -> Result<(), ApiError> {
+    if key.request_shape == endpoint.format() {
+        return Ok(());
+    }
+    let (shape, used) = (format_name(key.request_shape), format_name(endpoint.format()));
+    let hint = match key.request_shape {
+        WireFormat::OpenAi => "OpenAI-format tools append /chat/completions to it",
+        WireFormat::Anthropic => "Anthropic-format tools append /v1/messages to it",
+    };
+    Err(ApiError::invalid(
+        "request_shape",
+        format!(
+            "wrong API format: this spend key is for the {shape} format (request_shape {}), but {} is an {used}-format endpoint. \
+             Use the base URL {} ({hint}), or change the key's request_shape",
+            key.request_shape,
+            endpoint.path(),
+            base_url_hint(headers, key.request_shape)
+        ),
+    ))
+}
+
+fn read_body(endpoint: Endpoint, body: RawBody) -> Result<(Bytes, Value, RequestFacts), ApiError> {
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("request body is larger than the limit of {GATEWAY_BODY_LIMIT} bytes"),
+            )
+        } else {
+            ApiError::invalid("body", format!("could not read the request body: {rejection}"))
+        }
+    })?;
+    let json: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid("body", format!("the request body is not valid JSON ({e})")))?;
+    let facts = match endpoint.openai() {
+        Some(ep) => openai::facts(ep, &json),
+        None if endpoint == Endpoint::Messages => anthropic::facts(&json),
+        None => anthropic::count_tokens_model(&json).map(|model| RequestFacts {
+            model,
+            stream: false,
+            max_output_tokens: Some(0),
+            choices: 1,
+            input_bound: 0,
+        }),
+    }
+    .map_err(|e| ApiError::invalid(e.param.clone(), e.to_string()))?;
+    Ok((bytes, json, facts))
+}
+
+/// Checks 4 and 5: the model is in the catalog and the key may use it.
+fn resolve_model<'a>(state: &'a AppState, key: &SpendKey, name: &str) -> Result<&'a Model, ApiError> {
+    let model = state.config.catalog.model(name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "model {name:?} is not in this gateway's catalog; GET /v1/models lists the models it routes"
+        ))
+        .with_code("model_not_found")
+    })?;
+    if !key.allows(model) {
+        let models = key.allowed_models.as_ref().map_or("all models".to_string(), |m| m.join(", "));
+        let providers = key.allowed_providers.as_ref().map_or("all providers".to_string(), |p| p.join(", "));
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "Model not allowed: this spend key may not use {} (provider {}). Allowed models: {models}; allowed providers: {providers}",
+                model.id, model.provider
+            ),
+        )
+        .with_code("model_not_allowed"));
+    }
+    Ok(model)
+}
+
+fn refusal_error(refusal: Refusal) -> ApiError {
+    let message = refusal.to_string();
+    match refusal {
+        Refusal::RateLimited { retry_after_ms, .. } => ApiError::new(ErrorKind::RateLimited, message)
+            .with_code("rate_limit_exceeded")
+            .with_header("retry-after", retry_after_ms.div_ceil(1000).max(1))
+            .with_header("retry-after-ms", retry_after_ms)
+            .with_header("x-should-retry", "true"),
+        Refusal::RequestLimit { .. } | Refusal::SpendLimit { .. } => ApiError::new(ErrorKind::QuotaExceeded, message)
+            .with_code("insufficient_quota")
+            .with_header("x-should-retry", "false"),
+    }
+}
+
+fn put(headers: &mut HeaderMap, name: &'static str, value: impl ToString) {
+    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+        headers.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// What is left of the key's caps, in `x-ratelimit-*` style.
+fn limit_headers(headers: &mut HeaderMap, key: &SpendKey, headroom: Headroom, state: &AppState) {
+    let now = state.now();
+    if let (Some(limit), Some(left)) = (key.request_limit, headroom.requests_remaining) {
+        put(headers, "x-ratelimit-limit-requests", limit.count);
+        put(headers, "x-ratelimit-remaining-requests", left);
+        if let Some(end) = limit.cycle.window(now).end {
+            put(headers, "x-ratelimit-reset-requests", end);
+        }
+    }
+    if let (Some(limit), Some(left)) = (key.spend_limit, headroom.spend_remaining) {
+        put(headers, "x-ratelimit-limit-usd", limit.amount);
+        put(headers, "x-ratelimit-remaining-usd", left);
+        if let Some(end) = limit.cycle.window(now).end {
+            put(headers, "x-ratelimit-reset-usd", end);
+        }
+    }
+}
+
+/// Response headers of the provider that the client may see.
+const PASSED_BACK: &[&str] = &["content-type", "request-id", "x-request-id", "openai-processing-ms"];
+
+async fn proxy(
+    state: &AppState,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let (entry, key) = authenticate(state, headers)?;
+    check_format(&key, endpoint, headers)?;
+    let (bytes, mut json, facts) = read_body(endpoint, body)?;
+    let model = resolve_model(state, &key, &facts.model)?;
+    let provider_format = state.config.catalog.provider(&model.provider).map(|p| p.format);
+    if provider_format != Some(endpoint.format()) {
+        return Err(ApiError::invalid(
+            "model",
+            format!(
+                "model {} is served in the {} format and {} is an {}-format endpoint; translation between the formats is not available yet",
+                model.id,
+                provider_format.map_or("unknown", format_name),
+                endpoint.path(),
+                format_name(endpoint.format())
+            ),
+        ));
+    }
+    let upstream = state
+        .upstreams
+        .get(&model.provider)
+        .ok_or_else(|| ApiError::internal(format!("no upstream for provider {}", model.provider)))?;
+    if !upstream.is_configured() {
+        return Err(upstream.not_configured());
+    }
+    if endpoint == Endpoint::CountTokens {
+        // Not billed and not limited; it only needs a valid key.
+        let resp = upstream.post(endpoint.upstream_path(), uri.query(), headers)?.body(bytes).send().await;
+        let resp = resp.map_err(|e| unreachable_provider(&model.provider, &e))?;
+        return Ok(pass_back(resp).await);
+    }
+
+    // Checks 6 to 8, and the reservation.
+    let model_max = model.max_output_tokens.map_or(FALLBACK_MAX_OUTPUT, u64::from);
+    let max_output = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => facts.max_output_tokens.unwrap_or(model_max).min(model_max),
+    };
+    let bound = CostBound {
+        input_tokens: facts.input_bound,
+        max_output_tokens: max_output,
+        choices: facts.choices,
+        prices: model.prices,
+    };
+    let now = state.now();
+    let (admission, rules, headroom) = {
+        let mut slot = entry.lock();
+        let rules = slot.key.clone();
+        let admission = slot.meter.admit(&rules, &bound, state.config.reservation, now).map_err(refusal_error)?;
+        let headroom = slot.meter.headroom(&rules, now);
+        (admission, rules, headroom)
+    };
+    let lowered = admission.lowered_max_tokens;
+    let estimate = Estimate {
+        input: facts.input_bound.div_ceil(4),
+        max_input: facts.input_bound,
+        max_output: lowered.unwrap_or(max_output).saturating_mul(facts.choices),
+    };
+    let mut settlement =
+        Settlement::new(entry, admission, state.recorder.clone(), &rules, model, endpoint.path(), estimate, started);
+
+    // The body as the provider gets it.
+    let mut changed = false;
+    if let Some(tokens) = lowered {
+        match endpoint.openai() {
+            Some(ep) => openai::set_max_tokens(ep, &mut json, tokens, model.provider == "openai"),
+            None => anthropic::set_max_tokens(&mut json, tokens),
+        }
+        changed = true;
+    }
+    let strip_usage_chunk = endpoint == Endpoint::Chat && facts.stream && !openai::wants_stream_usage(&json);
+    if strip_usage_chunk {
+        openai::request_stream_usage(&mut json);
+        changed = true;
+    }
+    if facts.model != model.id && !model.aliases.contains(&facts.model) {
+        // `provider/model`: the provider knows the model by its own id.
+        json["model"] = Value::String(model.id.clone());
+        changed = true;
+    }
+    let body = if changed { Bytes::from(serde_json::to_vec(&json).map_err(ApiError::internal)?) } else { bytes };
+
+    let request = upstream.post(endpoint.upstream_path(), uri.query(), headers)?.body(body);
+    let resp = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            settlement.release();
+            return Err(unreachable_provider(&model.provider, &e));
+        }
+    };
+    let status = resp.status();
+    let mut out = HeaderMap::new();
+    for name in PASSED_BACK {
+        if let Some(v) = resp.headers().get(*name) {
+            out.insert(*name, v.clone());
+        }
+    }
+    limit_headers(&mut out, &rules, headroom, state);
+    if let Some(tokens) = lowered {
+        put(&mut out, "x-spendgate-max-tokens-lowered", tokens);
+    }
+
+    if !status.is_success() {
+        // A provider error: no generation, no cost; the request still counts.
+        let body = resp.bytes().await.unwrap_or_default();
+        settlement.settle(TokenUsage::default(), status.as_u16());
+        return Ok((status, out, body).into_response());
+    }
+    let is_stream = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    if is_stream {
+        let usage: Box<dyn StreamUsage> = match endpoint {
+            Endpoint::Messages => Box::new(anthropic::MessagesStream::default()),
+            Endpoint::Responses => Box::new(openai::ResponsesStream::default()),
+            _ => Box::new(openai::ChatStream::default()),
+        };
+        let stream = MeteredStream::new(Box::pin(resp.bytes_stream()), usage, strip_usage_chunk, settlement);
+        return Ok((status, out, Body::from_stream(stream)).into_response());
+    }
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            settlement.settle_estimated(TokenUsage::default(), 0, status.as_u16());
+            return Err(unreachable_provider(&model.provider, &e));
+        }
+    };
+    let answer: Option<Value> = serde_json::from_slice(&body).ok();
+    let usage = answer.as_ref().and_then(|a| match endpoint.openai() {
+        Some(ep) => openai::usage(ep, a),
+        None => anthropic::usage(a),
+    });
+    let cost = match usage {
+        Some(u) => settlement.settle(u, status.as_u16()),
+        None => settlement.settle_estimated(TokenUsage::default(), body.len() as u64, status.as_u16()),
+    };
+    put(&mut out, "x-spendgate-cost", cost);
+    Ok((status, out, body).into_response())
+}
+
+fn unreachable_provider(provider: &str, e: &reqwest::Error) -> ApiError {
+    // reqwest's message names the URL (no credential is in it) and the cause.
+    tracing::warn!(provider, error = %e, "provider request failed");
+    ApiError::new(ErrorKind::BadGateway, format!("could not reach provider {provider}: {e}"))
+}
+
+/// The provider's answer as it is (status, body, passable headers).
+async fn pass_back(resp: reqwest::Response) -> Response {
+    let status = resp.status();
+    let mut out = HeaderMap::new();
+    for name in PASSED_BACK {
+        if let Some(v) = resp.headers().get(*name) {
+            out.insert(*name, v.clone());
+        }
+    }
+    let body = resp.bytes().await.unwrap_or_default();
+    (status, out, body).into_response()
+}

@@ -1,0 +1,111 @@
+//! Settlement: turning a request's admission into a charge and a request record, exactly
+//! once, whatever way the request ends (answer, provider error, broken stream, client
+//! gone). A `Settlement` that is dropped unsettled releases its reservation, so none is
+//! ever left hanging.
+
+use super::keys::KeyEntry;
+use super::recorder::Recorder;
+use crate::random;
+use spendgate_core::meter::Admission;
+use spendgate_core::secret::base62;
+use spendgate_core::{Prices, SpendKey, TokenUsage, Usd};
+use spendgate_store::RequestRecord;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Caps an estimate of usage so that it never exceeds what was reserved for.
+#[derive(Clone, Copy, Debug)]
+pub struct Estimate {
+    /// Input tokens to assume when the provider reported none.
+    pub input: u64,
+    pub max_input: u64,
+    pub max_output: u64,
+}
+
+pub struct Settlement {
+    entry: Arc<KeyEntry>,
+    admission: Option<Admission>,
+    recorder: Recorder,
+    prices: Prices,
+    record: RequestRecord,
+    started: Instant,
+    pub estimate: Estimate,
+}
+
+impl Settlement {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        entry: Arc<KeyEntry>,
+        admission: Admission,
+        recorder: Recorder,
+        key: &SpendKey,
+        model: &spendgate_core::Model,
+        endpoint: &str,
+        estimate: Estimate,
+        started: Instant,
+    ) -> Settlement {
+        let id = random::bytes::<16>().map(|b| format!("req_{}", base62(&b))).unwrap_or_else(|_| {
+            // The OS's randomness failing is extraordinary; ids only need to be unique.
+            format!("req_{}_{}", admission.at.unix_millis(), std::process::id())
+        });
+        let record = RequestRecord {
+            id,
+            key_id: key.id.clone(),
+            wallet_id: key.wallet_id.clone(),
+            model: model.id.clone(),
+            provider: model.provider.clone(),
+            endpoint: endpoint.to_string(),
+            status: 0,
+            usage: TokenUsage::default(),
+            cost: Usd::ZERO,
+            latency_ms: 0,
+            created_at: admission.at,
+        };
+        Settlement { entry, admission: Some(admission), recorder, prices: model.prices, record, started, estimate }
+    }
+
+    pub fn reserved(&self) -> Usd {
+        self.admission.as_ref().map_or(Usd::ZERO, |a| a.reserved)
+    }
+
+    /// The request reached the provider and used `usage`: charge it and record it.
+    /// Returns the cost. A second call does nothing.
+    pub fn settle(&mut self, usage: TokenUsage, status: u16) -> Usd {
+        let Some(admission) = self.admission.take() else { return Usd::ZERO };
+        let cost = self.prices.cost(&usage);
+        self.entry.lock().meter.settle(admission, cost);
+        let mut record = self.record.clone();
+        record.status = status;
+        record.usage = usage;
+        record.cost = cost;
+        record.latency_ms = self.started.elapsed().as_millis() as u64;
+        self.recorder.record(record);
+        cost
+    }
+
+    /// The provider reported no (complete) usage: charge an estimate, within what was
+    /// reserved for.
+    pub fn settle_estimated(&mut self, partial: TokenUsage, output_chars: u64, status: u16) -> Usd {
+        let e = self.estimate;
+        let mut usage = spendgate_wire::estimate(partial, output_chars, e.input);
+        let input_total = usage.input + usage.cached_input + usage.cache_write;
+        if input_total > e.max_input {
+            usage.input = usage.input.saturating_sub(input_total - e.max_input);
+        }
+        usage.output = usage.output.min(e.max_output);
+        self.settle(usage, status)
+    }
+
+    /// Nothing reached the provider: drop the reservation, record nothing.
+    pub fn release(&mut self) {
+        if let Some(admission) = self.admission.take() {
+            self.entry.lock().meter.release(&admission);
+        }
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

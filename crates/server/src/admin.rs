@@ -3,6 +3,9 @@
 
 use crate::error::ApiError;
 use crate::random;
+use crate::state::AppState;
+use crate::wallet_api::keys;
+use serde_json::json;
 use spendgate_core::{Secret, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId};
 use spendgate_store::Store;
 
@@ -56,4 +59,43 @@ fn new_wallet_key(
         revoked_at: None,
     };
     Ok((key, secret))
+}
+
+/// The credentials `serve --demo` prints.
+pub struct DemoKeys {
+    pub wallet_key: Secret,
+    pub openai_key: Secret,
+    pub anthropic_key: Secret,
+}
+
+/// Sets up the demo wallet: created on first use; on every start a fresh wallet API key
+/// (older demo wallet keys are revoked) and fresh secrets for its two spend keys (rotated
+/// if they exist, so their usage history stays).
+pub async fn demo_bootstrap(state: &AppState) -> Result<DemoKeys, ApiError> {
+    const WALLET: &str = "demo";
+    let now = state.now();
+    let store = &*state.store;
+    let prefix = &state.config.wallet_key_prefix;
+    let wallet = match store.list_wallets().await?.into_iter().find(|w| w.name == WALLET) {
+        Some(w) => w,
+        None => create_wallet(store, WALLET, prefix, now).await?.0,
+    };
+    for old in store.list_wallet_keys(&wallet.id).await? {
+        store.revoke_wallet_key(&wallet.id, &old.id, now).await?;
+    }
+    let (_, wallet_key) = create_wallet_key(store, &wallet.id, "demo", prefix, now).await?;
+    let existing = store.list_spend_keys(&wallet.id, None, 100).await?;
+    let secret_for = async |name: &str, shape: &str| -> Result<Secret, ApiError> {
+        match existing.iter().find(|l| l.key.name == name) {
+            Some(l) => Ok(keys::rotate(state, &wallet.id, &l.key.id).await?.1),
+            None => {
+                let body =
+                    json!({"name": name, "request_shape": shape, "spend_limit": {"amount": "1.00", "cycle": "daily"}});
+                Ok(keys::create(state, &wallet.id, &body).await?.1)
+            }
+        }
+    };
+    let openai_key = secret_for("demo-openai", "openai").await?;
+    let anthropic_key = secret_for("demo-anthropic", "anthropic").await?;
+    Ok(DemoKeys { wallet_key, openai_key, anthropic_key })
 }

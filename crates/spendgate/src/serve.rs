@@ -2,6 +2,8 @@
 
 use anyhow::Context;
 use clap::Args;
+use spendgate_core::ApiKey;
+use spendgate_mock::{Mock, MockConfig};
 use spendgate_server::config::{Config, Overrides};
 use spendgate_server::state::{AppState, SystemClock};
 use std::path::PathBuf;
@@ -19,6 +21,11 @@ pub struct ServeArgs {
     /// TOML config file.
     #[arg(long, env = "SPENDGATE_CONFIG")]
     config: Option<PathBuf>,
+    /// Try it without provider accounts: a built-in mock stands in for OpenAI and
+    /// Anthropic, and a demo wallet with ready-to-use keys is printed. Uses
+    /// `demo.db` in the data directory unless --database is given.
+    #[arg(long)]
+    demo: bool,
     /// Log format.
     #[arg(long, env = "SPENDGATE_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
     log_format: String,
@@ -26,7 +33,20 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log_format);
-    let config = Config::load(&Overrides { listen: args.listen, database: args.database, config: args.config })?;
+    let database = match (&args.database, args.demo) {
+        (None, true) => Some(spendgate_server::config::default_database_url().replace("spendgate.db", "demo.db")),
+        (db, _) => db.clone(),
+    };
+    let mut config = Config::load(&Overrides { listen: args.listen, database, config: args.config })?;
+    if args.demo {
+        let mock_url = start_demo_mock().await?;
+        for (name, base) in [("openai", format!("{mock_url}/v1")), ("anthropic", mock_url.clone())] {
+            if let Some(p) = config.catalog.provider_mut(name) {
+                p.base_url = base;
+                p.api_key = Some(ApiKey::new("demo"));
+            }
+        }
+    }
     let store = spendgate_store::open(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
@@ -54,9 +74,46 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if state.upstreams.configured().is_empty() {
         tracing::warn!("no provider has an API key: set OPENAI_API_KEY, ANTHROPIC_API_KEY, ... (see the README)");
     }
+    if args.demo {
+        let keys = spendgate_server::admin::demo_bootstrap(&state).await?;
+        print_demo(&addr.to_string(), &keys);
+    }
     spendgate_server::run(state, listener).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The mock provider on a loopback port, streaming at a readable pace.
+async fn start_demo_mock() -> anyhow::Result<String> {
+    let mock = Mock::new(MockConfig { chunk_delay_ms: 30, output_tokens: 24, ..MockConfig::default() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(spendgate_mock::serve(mock, listener));
+    Ok(url)
+}
+
+fn print_demo(addr: &str, keys: &spendgate_server::admin::DemoKeys) {
+    let (wallet, oa, an) = (keys.wallet_key.expose(), keys.openai_key.expose(), keys.anthropic_key.expose());
+    say!(
+        "
+Demo mode: a built-in mock stands in for OpenAI and Anthropic (no provider account needed).
+Fresh keys for this run (each spend key is capped at $1.00 a day):
+
+  wallet API key         {wallet}
+  OpenAI-format key      {oa}
+  Anthropic-format key   {an}
+
+Try it:
+
+  curl http://{addr}/v1/chat/completions -H 'Authorization: Bearer {oa}' \\
+    -d '{{\"model\": \"gpt-4o-mini\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'
+
+  curl -N http://{addr}/v1/messages -H 'x-api-key: {an}' -H 'anthropic-version: 2023-06-01' \\
+    -d '{{\"model\": \"claude-sonnet-4-20250514\", \"max_tokens\": 256, \"stream\": true, \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'
+
+  SPENDGATE_URL=http://{addr} SPENDGATE_WALLET_KEY={wallet} spendgate keys list
+"
+    );
 }
 
 fn init_logging(format: &str) {

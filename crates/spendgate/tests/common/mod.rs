@@ -78,12 +78,18 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &TempDir) -> Server {
+        Server::start_env(dir, &[])
+    }
+
+    /// Starts with extra environment variables (provider keys and base URLs).
+    pub fn start_env(dir: &TempDir, env: &[(&str, &str)]) -> Server {
         static N: AtomicU32 = AtomicU32::new(0);
         let log = dir.path(&format!("server-{}.log", N.fetch_add(1, Ordering::Relaxed)));
         let log_file = std::fs::File::create(&log).unwrap();
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", &dir.db_url()])
             .env("SPENDGATE_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
@@ -170,6 +176,11 @@ impl Api {
         Reply { status, body }
     }
 
+    /// A POST with this client's key as a Bearer token (gateway calls with a spend key).
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call("POST", path, Some(body)).await
+    }
+
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         self.raw(method, path, body.map(|b| b.to_string().into_bytes())).await
     }
@@ -184,6 +195,25 @@ impl Api {
     pub async fn minimal_key(&self, name: &str) -> Value {
         self.create_key(json!({ "name": name })).await
     }
+}
+
+/// The mock provider, in this process, on a loopback port: (its URL, the mock).
+pub async fn start_mock() -> (String, spendgate_mock::Mock) {
+    let mock = spendgate_mock::Mock::new(spendgate_mock::MockConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(spendgate_mock::serve(mock.clone(), listener));
+    (url, mock)
+}
+
+/// Environment pointing a server at the mock for OpenAI and Anthropic.
+pub fn provider_env(mock_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("OPENAI_API_KEY", "sk-test-openai".to_string()),
+        ("OPENAI_BASE_URL", format!("{mock_url}/v1")),
+        ("ANTHROPIC_API_KEY", "sk-test-anthropic".to_string()),
+        ("ANTHROPIC_BASE_URL", mock_url.to_string()),
+    ]
 }
 
 /// Does `haystack` contain `needle` anywhere (bytes)?

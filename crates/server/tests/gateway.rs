@@ -470,3 +470,68 @@ async fn wallet_api_changes_are_in_force_on_the_very_next_request() {
     assert_eq!(r.status, 401);
     assert!(r.body["error"]["message"].as_str().unwrap().contains("key was revoked"));
 }
+
+#[tokio::test]
+async fn unknown_fields_headers_and_large_bodies_pass_through() {
+    let gw = Gateway::start(MockConfig::default()).await;
+    let (_, an) = gw.key(json!({"name": "cc", "request_shape": "anthropic"})).await;
+    // What Claude Code sends: fields the gateway does not know, a beta header, a query string.
+    let body = json!({
+        "model": SONNET, "max_tokens": 128000, "stream": true,
+        "thinking": {"type": "adaptive"}, "context_management": {"edits": []}, "output_config": {"effort": "high"},
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        "tools": [{"name": "Read", "description": "read a file", "input_schema": {"type": "object", "properties": {}}}]
+    });
+    let resp = gw
+        .http
+        .post(format!("{}/v1/messages?beta=true", gw.url))
+        .header("x-api-key", &an)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("event: message_stop"));
+    let seen = gw.mock.recorded().pop().unwrap();
+    assert_eq!(seen.query.as_deref(), Some("beta=true"));
+    assert_eq!(seen.header("anthropic-beta"), Some("claude-code-20250219,interleaved-thinking-2025-05-14"));
+    for field in ["thinking", "context_management", "output_config", "system", "tools"] {
+        assert_eq!(seen.body[field], body[field], "{field} reached the provider untouched");
+    }
+
+    // A 5 MB image is fine; 40 MB is over the limit, refused in the endpoint's format.
+    let (_, oa) = gw.key(json!({"name": "img"})).await;
+    let image = format!("data:image/png;base64,{}", "A".repeat(5 << 20));
+    let with_image = json!({"model": MINI, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": image}}]}]});
+    assert_eq!(gw.call("/v1/chat/completions", &oa, with_image).await.status, 200);
+    let huge = json!({"model": MINI, "messages": [{"role": "user", "content": "A".repeat(40 << 20)}]});
+    let r = gw.call("/v1/chat/completions", &oa, huge).await;
+    assert_eq!(r.status, 413);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("larger than the limit"));
+}
+
+#[tokio::test]
+async fn responses_and_embeddings_are_metered() {
+    let gw = Gateway::start(MockConfig::default()).await;
+    let (id, key) = gw.key(json!({"name": "codex"})).await;
+    // Codex CLI: a streamed Responses request without max_output_tokens.
+    let body = json!({"model": MINI, "stream": true, "store": false, "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "[[mock:tokens:6]] fix the bug"}]}]});
+    let text = gw.http.post(format!("{}/v1/responses", gw.url)).bearer_auth(&key).json(&body).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("event: response.completed"));
+    let r = gw.call("/v1/embeddings", &key, json!({"model": "text-embedding-3-small", "input": ["a b c d", "e f"]})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let prompt = r.body["usage"]["prompt_tokens"].as_u64().unwrap();
+    let records = gw.records(&id).await;
+    assert_eq!(records.len(), 2);
+    let embedding = records.iter().find(|r| r.endpoint == "/v1/embeddings").unwrap();
+    assert_eq!(embedding.usage.input, prompt);
+    assert_eq!(embedding.cost.nanos(), exact_cost(&[(prompt, "0.02")]));
+    let responses = records.iter().find(|r| r.endpoint == "/v1/responses").unwrap();
+    assert_eq!(responses.usage.output, 6);
+    assert!(responses.cost > Usd::ZERO);
+}

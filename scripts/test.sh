@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit and end-to-end tests (real server, real HTTP), then the
-# Node end-to-end suite that drives the published @lavapayments/nodejs SDK.
+# Runs every test: Rust unit and end-to-end tests (real servers, real HTTP), the Node
+# suite that drives the published @lavapayments/nodejs SDK, and the Python suite that
+# drives the official openai and anthropic SDKs through the gateway.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo build --locked --workspace --all-targets
 cargo test --locked --workspace
-SPENDGATE_BIN="$PWD/target/debug/spendgate" tests/e2e/run.sh
+export SPENDGATE_BIN="$PWD/target/debug/spendgate"
+tests/e2e/run.sh
+tests/e2e-python/run.sh

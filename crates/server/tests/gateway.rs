@@ -521,9 +521,20 @@ async fn responses_and_embeddings_are_metered() {
     // Codex CLI: a streamed Responses request without max_output_tokens.
     let body = json!({"model": MINI, "stream": true, "store": false, "input": [
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "[[mock:tokens:6]] fix the bug"}]}]});
-    let text = gw.http.post(format!("{}/v1/responses", gw.url)).bearer_auth(&key).json(&body).send().await.unwrap().text().await.unwrap();
+    let text = gw
+        .http
+        .post(format!("{}/v1/responses", gw.url))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("event: response.completed"));
-    let r = gw.call("/v1/embeddings", &key, json!({"model": "text-embedding-3-small", "input": ["a b c d", "e f"]})).await;
+    let r =
+        gw.call("/v1/embeddings", &key, json!({"model": "text-embedding-3-small", "input": ["a b c d", "e f"]})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let prompt = r.body["usage"]["prompt_tokens"].as_u64().unwrap();
     let records = gw.records(&id).await;
@@ -534,4 +545,31 @@ async fn responses_and_embeddings_are_metered() {
     let responses = records.iter().find(|r| r.endpoint == "/v1/responses").unwrap();
     assert_eq!(responses.usage.output, 6);
     assert!(responses.cost > Usd::ZERO);
+}
+
+#[tokio::test]
+async fn models_are_listed_in_the_clients_own_shape() {
+    let gw = Gateway::start(MockConfig::default()).await;
+    let (_, key) = gw.key(json!({"name": "m", "request_shape": "anthropic", "allowed_models": [SONNET, MINI]})).await;
+    let openai: Value =
+        gw.http.get(format!("{}/v1/models", gw.url)).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(openai["object"], "list");
+    let ids: Vec<&str> = openai["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&SONNET) && ids.contains(&MINI));
+    let anthropic: Value = gw
+        .http
+        .get(format!("{}/v1/models", gw.url))
+        .header("x-api-key", &key)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(anthropic["has_more"], false);
+    let sonnet = anthropic["data"].as_array().unwrap().iter().find(|m| m["id"] == SONNET).unwrap();
+    assert_eq!(sonnet["type"], "model");
+    assert!(sonnet["created_at"].as_str().unwrap().starts_with("2025-05"), "{sonnet}");
 }

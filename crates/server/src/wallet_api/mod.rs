@@ -10,11 +10,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use spendgate_core::SpendKeyId;
+use spendgate_core::{Model, SpendKeyId};
 use std::collections::HashMap;
 use views::{ListView, ModelListView, SpendKeyView};
 
@@ -138,13 +139,19 @@ async fn revoke(
     Ok(Json(json!({ "success": true })))
 }
 
-/// Every model the gateway routes (wallet key), or those a spend key may use.
-async fn models(State(state): State<AppState>, caller: Caller) -> Json<ModelListView> {
-    let models = state.config.catalog.models().iter();
-    Json(match &caller {
-        Caller::Wallet(_) => ModelListView::of(models),
-        Caller::Spend(key) => ModelListView::of(models.filter(|m| key.allows(m))),
-    })
+/// Every model the gateway routes (wallet key), or those a spend key may use. In
+/// Anthropic's list shape when the client is an Anthropic SDK (it sends
+/// `anthropic-version`), else OpenAI's.
+async fn models(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Response {
+    let all = state.config.catalog.models().iter();
+    let models: Vec<&Model> = match &caller {
+        Caller::Wallet(_) => all.collect(),
+        Caller::Spend(key) => all.filter(|m| key.allows(m)).collect(),
+    };
+    if headers.contains_key("anthropic-version") {
+        return Json(views::anthropic_models(&models)).into_response();
+    }
+    Json(ModelListView::of(models)).into_response()
 }
 
 #[cfg(test)]

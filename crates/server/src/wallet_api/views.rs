@@ -106,3 +106,21 @@ impl ModelListView {
         ModelListView { object: "list", data }
     }
 }
+
+/// Anthropic's model list: `{data: [{type, id, display_name, created_at}], has_more,
+/// first_id, last_id}`.
+pub fn anthropic_models(models: &[&Model]) -> serde_json::Value {
+    let data: Vec<serde_json::Value> = models
+        .iter()
+        .map(|m| {
+            let created = spendgate_core::Timestamp::from_unix_millis(m.created.saturating_mul(1000));
+            serde_json::json!({ "type": "model", "id": m.id, "display_name": m.id, "created_at": created.to_string() })
+        })
+        .collect();
+    serde_json::json!({
+        "data": data,
+        "has_more": false,
+        "first_id": models.first().map(|m| &m.id),
+        "last_id": models.last().map(|m| &m.id),
+    })
+}

@@ -1,7 +1,7 @@
 //! Anthropic's Messages format: what a request asks for and what it used.
 
 use crate::openai::{MAX_TOKENS_CEILING, model, object, positive, stream};
-use crate::{RequestError, RequestFacts, StreamUsage, bound, uint};
+use crate::{RequestError, RequestFacts, StreamUsage, Tally, bound, uint};
 use serde_json::{Value, json};
 use spendgate_core::TokenUsage;
 
@@ -49,10 +49,10 @@ pub fn usage(answer: &Value) -> Option<TokenUsage> {
 /// output count in each `message_delta` (the last one is final; never summed).
 #[derive(Debug, Default)]
 pub struct MessagesStream {
+    /// Usage as reported so far.
     usage: TokenUsage,
-    /// A `message_delta` has given the final output count.
-    finished: bool,
-    chars: u64,
+    /// `usage` once a `message_delta` has given the final output count.
+    tally: Tally,
 }
 
 impl StreamUsage for MessagesStream {
@@ -73,24 +73,19 @@ impl StreamUsage for MessagesStream {
                 if u.get("cache_creation_input_tokens").is_some_and(|v| v.is_u64()) {
                     self.usage.cache_write = uint(u, &["cache_creation_input_tokens"]);
                 }
-                self.finished = true;
+                self.tally.usage = Some(self.usage);
             }
             "content_block_delta" => {
-                let d = &data["delta"];
                 for field in ["text", "partial_json", "thinking"] {
-                    self.chars += d[field].as_str().map_or(0, |s| s.chars().count() as u64);
+                    self.tally.count(&data["delta"][field]);
                 }
             }
             _ => {}
         }
     }
 
-    fn reported(&self) -> Option<TokenUsage> {
-        self.finished.then_some(self.usage)
-    }
-
-    fn output_chars(&self) -> u64 {
-        self.chars
+    fn tally(&self) -> &Tally {
+        &self.tally
     }
 
     fn partial(&self) -> TokenUsage {

@@ -39,16 +39,38 @@ pub struct RequestFacts {
     pub input_bound: u64,
 }
 
+/// What a stream has said so far: its usage, once reported, and the characters of
+/// output streamed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub usage: Option<TokenUsage>,
+    pub chars: u64,
+}
+
+impl Tally {
+    /// Counts the characters of a text field, if it is one.
+    pub fn count(&mut self, text: &Value) {
+        self.chars += text.as_str().map_or(0, |s| s.chars().count() as u64);
+    }
+}
+
 /// Watches a stream's events and keeps what they say about usage.
 pub trait StreamUsage: Send {
     /// Looks at one event's data (and name, where the format has them).
     fn observe(&mut self, event: Option<&str>, data: &Value);
+    fn tally(&self) -> &Tally;
     /// The provider's usage, once it has been reported in full.
-    fn reported(&self) -> Option<TokenUsage>;
+    fn reported(&self) -> Option<TokenUsage> {
+        self.tally().usage
+    }
     /// Characters of output streamed so far (for an estimate when the stream breaks).
-    fn output_chars(&self) -> u64;
+    fn output_chars(&self) -> u64 {
+        self.tally().chars
+    }
     /// Whatever usage was reported, even partially (Anthropic reports input first).
-    fn partial(&self) -> TokenUsage;
+    fn partial(&self) -> TokenUsage {
+        self.tally().usage.unwrap_or_default()
+    }
 }
 
 /// Reads an unsigned integer field, absent or null as 0.

@@ -1,7 +1,7 @@
 //! OpenAI's formats: Chat Completions, Responses, Embeddings. What a request asks for,
 //! how to lower its max tokens or ask for usage in its stream, and what it used.
 
-use crate::{RequestError, RequestFacts, StreamUsage, bound, uint};
+use crate::{RequestError, RequestFacts, StreamUsage, Tally, bound, uint};
 use serde_json::{Map, Value, json};
 use spendgate_core::TokenUsage;
 
@@ -158,10 +158,7 @@ fn responses_usage(u: &Value) -> TokenUsage {
 
 /// Usage from a Chat Completions stream: the last chunk (`choices: []`, `usage`).
 #[derive(Debug, Default)]
-pub struct ChatStream {
-    usage: Option<TokenUsage>,
-    chars: u64,
-}
+pub struct ChatStream(Tally);
 
 /// Whether a chat chunk is the usage-only chunk that `include_usage` adds.
 pub fn is_usage_chunk(data: &Value) -> bool {
@@ -171,39 +168,28 @@ pub fn is_usage_chunk(data: &Value) -> bool {
 impl StreamUsage for ChatStream {
     fn observe(&mut self, _event: Option<&str>, data: &Value) {
         if let Some(u) = data.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(chat_usage(u));
+            self.0.usage = Some(chat_usage(u));
         }
         for choice in data["choices"].as_array().into_iter().flatten() {
             let delta = &choice["delta"];
             for field in ["content", "refusal", "reasoning_content"] {
-                self.chars += delta[field].as_str().map_or(0, |s| s.chars().count() as u64);
+                self.0.count(&delta[field]);
             }
             for call in delta["tool_calls"].as_array().into_iter().flatten() {
-                self.chars += call["function"]["arguments"].as_str().map_or(0, |s| s.chars().count() as u64);
-                self.chars += call["function"]["name"].as_str().map_or(0, |s| s.chars().count() as u64);
+                self.0.count(&call["function"]["arguments"]);
+                self.0.count(&call["function"]["name"]);
             }
         }
     }
 
-    fn reported(&self) -> Option<TokenUsage> {
-        self.usage
-    }
-
-    fn output_chars(&self) -> u64 {
-        self.chars
-    }
-
-    fn partial(&self) -> TokenUsage {
-        self.usage.unwrap_or_default()
+    fn tally(&self) -> &Tally {
+        &self.0
     }
 }
 
 /// Usage from a Responses stream: `response.completed` (or `incomplete`/`failed`).
 #[derive(Debug, Default)]
-pub struct ResponsesStream {
-    usage: Option<TokenUsage>,
-    chars: u64,
-}
+pub struct ResponsesStream(Tally);
 
 impl StreamUsage for ResponsesStream {
     fn observe(&mut self, event: Option<&str>, data: &Value) {
@@ -211,26 +197,16 @@ impl StreamUsage for ResponsesStream {
         match kind {
             "response.completed" | "response.incomplete" | "response.failed" => {
                 if let Some(u) = data["response"].get("usage").filter(|u| u.is_object()) {
-                    self.usage = Some(responses_usage(u));
+                    self.0.usage = Some(responses_usage(u));
                 }
             }
-            k if k.ends_with(".delta") => {
-                self.chars += data["delta"].as_str().map_or(0, |s| s.chars().count() as u64);
-            }
+            k if k.ends_with(".delta") => self.0.count(&data["delta"]),
             _ => {}
         }
     }
 
-    fn reported(&self) -> Option<TokenUsage> {
-        self.usage
-    }
-
-    fn output_chars(&self) -> u64 {
-        self.chars
-    }
-
-    fn partial(&self) -> TokenUsage {
-        self.usage.unwrap_or_default()
+    fn tally(&self) -> &Tally {
+        &self.0
     }
 }
 

@@ -18,11 +18,15 @@ pub struct Slot {
 
 pub struct KeyEntry {
     slot: Mutex<Slot>,
+    /// Held by a wallet-API change of this key from read to write, so that changes in
+    /// this process queue up (fairly) instead of racing; the store's version check
+    /// still guards against writers elsewhere.
+    pub edit: tokio::sync::Mutex<()>,
 }
 
 impl KeyEntry {
     fn new(key: SpendKey, meter: Meter) -> Arc<KeyEntry> {
-        Arc::new(KeyEntry { slot: Mutex::new(Slot { key: Arc::new(key), meter }) })
+        Arc::new(KeyEntry { slot: Mutex::new(Slot { key: Arc::new(key), meter }), edit: tokio::sync::Mutex::new(()) })
     }
 
     /// Locks the slot. Held only for in-memory work, never across an `await`. A panic
@@ -124,7 +128,7 @@ impl Keys {
         }
     }
 
-    /// The entry of a key by id (tests and diagnostics).
+    /// The entry of a key by id.
     pub fn by_id(&self, id: &SpendKeyId) -> Option<Arc<KeyEntry>> {
         read(&self.by_id).get(id).cloned()
     }

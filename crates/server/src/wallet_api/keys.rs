@@ -7,7 +7,8 @@ use serde_json::Value;
 use spendgate_core::{KeyStatus, KeyUsage, Mode, Secret, SpendKey, SpendKeyChanges, SpendKeyId, WalletId};
 use spendgate_store::Listed;
 
-/// How often a change is retried when concurrent changes to the same key race.
+/// How often a change is retried when a writer in another process changed the key
+/// between our read and our write.
 const MAX_ATTEMPTS: usize = 8;
 
 fn not_found(id: &SpendKeyId) -> ApiError {
@@ -106,6 +107,11 @@ async fn modify(
     id: &SpendKeyId,
     mut change: impl FnMut(&mut SpendKey),
 ) -> Result<SpendKey, ApiError> {
+    let entry = state.keys.by_id(id);
+    let _queued = match &entry {
+        Some(e) => Some(e.edit.lock().await),
+        None => None,
+    };
     for _ in 0..MAX_ATTEMPTS {
         let mut key = get(state, wallet, id).await?;
         let version = key.version;

@@ -311,6 +311,7 @@ async fn the_spend_cap_holds_under_200_concurrent_streams() {
     }
     let k = gw.get_key(&id).await;
     let spend = nanos(&k["total_spend"]);
+    eprintln!("spend cap: {ok} of 200 admitted, total_spend {} of $0.02", k["total_spend"]);
     assert!(spend <= 20_000_000, "spend {spend} nano-dollars is over the $0.02 cap");
     assert!(spend >= 18_000_000, "spend {spend} is under 90% of the cap");
     let records = gw.records(&id).await;
@@ -401,6 +402,14 @@ async fn dropped_streams_are_charged_for_what_was_produced_and_release_their_res
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(records.len(), 50);
+    let outputs: Vec<u64> = records.iter().map(|r| r.usage.output).collect();
+    eprintln!(
+        "dropped streams: output tokens charged {}..{} of 60, cost {:?}..{:?}, reservation {reservation:?}",
+        outputs.iter().min().unwrap(),
+        outputs.iter().max().unwrap(),
+        records.iter().map(|r| r.cost).min().unwrap(),
+        records.iter().map(|r| r.cost).max().unwrap()
+    );
     for r in &records {
         assert_eq!(r.status, 499, "recorded as closed by the client");
         assert!(r.cost > Usd::ZERO, "charged for what was produced");

@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod bound;
 pub mod openai;
 pub mod sse;
+pub mod translate;
 
 use serde_json::Value;
 use spendgate_core::TokenUsage;

@@ -24,10 +24,10 @@ use serde_json::Value;
 use settle::{Estimate, Settlement};
 use spendgate_core::meter::{CostBound, Headroom, Refusal};
 use spendgate_core::{Model, SpendKey, TokenUsage, WireFormat};
-use spendgate_wire::{RequestFacts, StreamUsage, anthropic, openai};
+use spendgate_wire::{RequestFacts, StreamUsage, anthropic, openai, translate};
 use std::sync::Arc;
 use std::time::Instant;
-use stream::MeteredStream;
+use stream::{MeteredStream, Output};
 
 /// Request bodies up to the providers' own limit (Anthropic's is 32 MB).
 pub const GATEWAY_BODY_LIMIT: usize = 32 << 20;
@@ -285,6 +285,49 @@ fn limit_headers(headers: &mut HeaderMap, key: &SpendKey, headroom: Headroom, st
 /// Response headers of the provider that the client may see.
 const PASSED_BACK: &[&str] = &["content-type", "request-id", "x-request-id", "openai-processing-ms"];
 
+/// How a request reaches its provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// The client's format is the provider's.
+    Direct,
+    /// An OpenAI chat client on an Anthropic model.
+    ChatToMessages,
+    /// An Anthropic messages client on an OpenAI-format model.
+    MessagesToChat,
+}
+
+impl Route {
+    fn choose(endpoint: Endpoint, provider: WireFormat, model: &Model) -> Result<Route, ApiError> {
+        match (endpoint, provider) {
+            (e, p) if e.format() == p => Ok(Route::Direct),
+            (Endpoint::Chat, WireFormat::Anthropic) => Ok(Route::ChatToMessages),
+            (Endpoint::Messages, WireFormat::OpenAi) => Ok(Route::MessagesToChat),
+            (e, _) => Err(ApiError::invalid(
+                "model",
+                format!(
+                    "{} cannot serve model {} (provider {}): use POST /v1/chat/completions for it",
+                    e.path(),
+                    model.id,
+                    model.provider
+                ),
+            )),
+        }
+    }
+
+    /// The endpoint the provider is called on.
+    fn upstream(self, endpoint: Endpoint) -> Endpoint {
+        match self {
+            Route::Direct => endpoint,
+            Route::ChatToMessages => Endpoint::Messages,
+            Route::MessagesToChat => Endpoint::Chat,
+        }
+    }
+}
+
+fn unix_seconds(t: spendgate_core::Timestamp) -> i64 {
+    t.unix_millis().div_euclid(1000)
+}
+
 async fn proxy(
     state: &AppState,
     endpoint: Endpoint,
@@ -297,19 +340,18 @@ async fn proxy(
     check_format(&key, endpoint, headers)?;
     let (bytes, mut json, facts) = read_body(endpoint, body)?;
     let model = resolve_model(state, &key, &facts.model)?;
-    let provider_format = state.config.catalog.provider(&model.provider).map(|p| p.format);
-    if provider_format != Some(endpoint.format()) {
-        return Err(ApiError::invalid(
-            "model",
-            format!(
-                "model {} is served in the {} format and {} is an {}-format endpoint; translation between the formats is not available yet",
-                model.id,
-                provider_format.map_or("unknown", format_name),
-                endpoint.path(),
-                format_name(endpoint.format())
-            ),
-        ));
+    let provider_format =
+        state.config.catalog.provider(&model.provider).map(|p| p.format).ok_or_else(|| {
+            ApiError::internal(format!("model {} names unknown provider {}", model.id, model.provider))
+        })?;
+    if endpoint == Endpoint::CountTokens && provider_format == WireFormat::OpenAi {
+        // OpenAI has no token-counting endpoint: an estimate (4 characters a token).
+        let estimate = spendgate_wire::bound::input_tokens(&json).div_ceil(4);
+        let mut out = HeaderMap::new();
+        put(&mut out, "x-spendgate-estimated", "true");
+        return Ok((out, axum::Json(serde_json::json!({ "input_tokens": estimate }))).into_response());
     }
+    let route = Route::choose(endpoint, provider_format, model)?;
     let upstream = state
         .upstreams
         .get(&model.provider)
@@ -317,9 +359,10 @@ async fn proxy(
     if !upstream.is_configured() {
         return Err(upstream.not_configured());
     }
+    let target = route.upstream(endpoint);
     if endpoint == Endpoint::CountTokens {
         // Not billed and not limited; it only needs a valid key.
-        let resp = upstream.post(endpoint.upstream_path(), uri.query(), headers)?.body(bytes).send().await;
+        let resp = upstream.post(target.upstream_path(), uri.query(), headers)?.body(bytes).send().await;
         let resp = resp.map_err(|e| unreachable_provider(&model.provider, &e))?;
         return Ok(pass_back(resp).await);
     }
@@ -337,6 +380,23 @@ async fn proxy(
         prices: model.prices,
     };
     let now = state.now();
+    let openai_itself = model.provider == "openai";
+
+    // The request in the provider's format (checked before anything is reserved).
+    let client_wants_usage = openai::wants_stream_usage(&json);
+    let mut changed = false;
+    let mut translation = None;
+    match route {
+        Route::Direct => {}
+        Route::ChatToMessages => translation = Some(translate::chat_to_messages::request(&json, max_output)),
+        Route::MessagesToChat => translation = Some(translate::messages_to_chat::request(&json, openai_itself)),
+    }
+    let translated = translation.transpose().map_err(|e| ApiError::invalid(e.param.clone(), e.to_string()))?;
+    if let Some(t) = &translated {
+        json = t.body.clone();
+        changed = true;
+    }
+
     let (admission, rules, headroom) = {
         let mut slot = entry.lock();
         let rules = slot.key.clone();
@@ -353,28 +413,31 @@ async fn proxy(
     let mut settlement =
         Settlement::new(entry, admission, state.recorder.clone(), &rules, model, endpoint.path(), estimate, started);
 
-    // The body as the provider gets it.
-    let mut changed = false;
-    if let Some(tokens) = lowered {
-        match endpoint.openai() {
-            Some(ep) => openai::set_max_tokens(ep, &mut json, tokens, model.provider == "openai"),
+    // The budget may lower max tokens; a translated request is also held to the target
+    // model's maximum (Claude Code asks for 128000, which GPT models refuse).
+    let asked_over_model = route != Route::Direct && facts.max_output_tokens.is_some_and(|m| m > model_max);
+    if let Some(tokens) = lowered.or(asked_over_model.then_some(model_max)) {
+        match target.openai() {
+            Some(ep) => openai::set_max_tokens(ep, &mut json, tokens, openai_itself),
             None => anthropic::set_max_tokens(&mut json, tokens),
         }
         changed = true;
     }
-    let strip_usage_chunk = endpoint == Endpoint::Chat && facts.stream && !openai::wants_stream_usage(&json);
+    let strip_usage_chunk = route == Route::Direct && endpoint == Endpoint::Chat && facts.stream && !client_wants_usage;
     if strip_usage_chunk {
         openai::request_stream_usage(&mut json);
         changed = true;
     }
-    if facts.model != model.id && !model.aliases.contains(&facts.model) {
-        // `provider/model`: the provider knows the model by its own id.
+    if json["model"].as_str() != Some(model.id.as_str())
+        && (route != Route::Direct || !model.aliases.contains(&facts.model))
+    {
+        // `provider/model`, or a translated request: the provider's own id.
         json["model"] = Value::String(model.id.clone());
         changed = true;
     }
     let body = if changed { Bytes::from(serde_json::to_vec(&json).map_err(ApiError::internal)?) } else { bytes };
 
-    let request = upstream.post(endpoint.upstream_path(), uri.query(), headers)?.body(body);
+    let request = upstream.post(target.upstream_path(), uri.query(), headers)?.body(body);
     let resp = match request.send().await {
         Ok(r) => r,
         Err(e) => {
@@ -393,11 +456,33 @@ async fn proxy(
     if let Some(tokens) = lowered {
         put(&mut out, "x-spendgate-max-tokens-lowered", tokens);
     }
+    if let Some(t) = translated.as_ref().filter(|t| !t.dropped.is_empty()) {
+        put(&mut out, "x-spendgate-dropped", t.dropped.join(", "));
+    }
+    let ctx = translate::Context {
+        model: facts.model.clone(),
+        created: unix_seconds(now),
+        include_usage: client_wants_usage,
+        input_estimate: facts.input_bound.div_ceil(4),
+        tool_names: translated.map(|t| t.tool_names).unwrap_or_default(),
+    };
 
     if !status.is_success() {
         // A provider error: no generation, no cost; the request still counts.
         let body = resp.bytes().await.unwrap_or_default();
         settlement.settle(TokenUsage::default(), status.as_u16());
+        let body = match route {
+            Route::Direct => body,
+            _ => {
+                let native: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let translated = match route {
+                    Route::ChatToMessages => translate::openai_error(status.as_u16(), &native),
+                    _ => translate::anthropic_error(status.as_u16(), &native),
+                };
+                out.insert("content-type", HeaderValue::from_static("application/json"));
+                Bytes::from(translated.to_string())
+            }
+        };
         return Ok((status, out, body).into_response());
     }
     let is_stream = resp
@@ -406,12 +491,18 @@ async fn proxy(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
     if is_stream {
-        let usage: Box<dyn StreamUsage> = match endpoint {
+        // Usage is watched on the provider's own events.
+        let usage: Box<dyn StreamUsage> = match target {
             Endpoint::Messages => Box::new(anthropic::MessagesStream::default()),
             Endpoint::Responses => Box::new(openai::ResponsesStream::default()),
             _ => Box::new(openai::ChatStream::default()),
         };
-        let stream = MeteredStream::new(Box::pin(resp.bytes_stream()), usage, strip_usage_chunk, settlement);
+        let output = match route {
+            Route::Direct => Output::PassThrough { strip_usage_chunk },
+            Route::ChatToMessages => Output::Translate(translate::chat_to_messages::stream(ctx)),
+            Route::MessagesToChat => Output::Translate(translate::messages_to_chat::stream(ctx)),
+        };
+        let stream = MeteredStream::new(Box::pin(resp.bytes_stream()), usage, output, settlement);
         return Ok((status, out, Body::from_stream(stream)).into_response());
     }
     let body = match resp.bytes().await {
@@ -422,7 +513,7 @@ async fn proxy(
         }
     };
     let answer: Option<Value> = serde_json::from_slice(&body).ok();
-    let usage = answer.as_ref().and_then(|a| match endpoint.openai() {
+    let usage = answer.as_ref().and_then(|a| match target.openai() {
         Some(ep) => openai::usage(ep, a),
         None => anthropic::usage(a),
     });
@@ -431,6 +522,11 @@ async fn proxy(
         None => settlement.settle_estimated(TokenUsage::default(), body.len() as u64, status.as_u16()),
     };
     put(&mut out, "x-spendgate-cost", cost);
+    let body = match (route, &answer) {
+        (Route::ChatToMessages, Some(a)) => Bytes::from(translate::chat_to_messages::response(a, &ctx).to_string()),
+        (Route::MessagesToChat, Some(a)) => Bytes::from(translate::messages_to_chat::response(a, &ctx).to_string()),
+        _ => body,
+    };
     Ok((status, out, body).into_response())
 }
 

@@ -1,6 +1,7 @@
-//! A provider's event stream on its way to the client: passed through event by event as
-//! it arrives (never buffered whole), watched for usage, with the usage chunk that the
-//! gateway asked for removed again when the client did not ask for it. When the stream
+//! A provider's event stream on its way to the client: passed through (or translated to
+//! the client's format) event by event as it arrives, never buffered whole, and watched
+//! for usage in the provider's own figures; the usage chunk that the gateway asked for is
+//! removed again when the client did not ask for it. When the stream
 //! ends it is settled with the provider's usage, or, if it broke or the client left, with
 //! an estimate from the text streamed; dropping the stream (the client disconnected)
 //! drops the upstream response, which cancels the provider's request.
@@ -10,6 +11,7 @@ use axum::body::Bytes;
 use futures_util::Stream;
 use serde_json::Value;
 use spendgate_wire::sse::{Event, Parser};
+use spendgate_wire::translate::StreamTranslator;
 use spendgate_wire::{StreamUsage, openai};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -19,43 +21,59 @@ pub const CLIENT_CLOSED: u16 = 499;
 
 type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
+/// What the client gets of the provider's events.
+pub enum Output {
+    /// The events as they are; with `strip_usage_chunk`, less OpenAI's usage-only chunk
+    /// (the client did not ask for it; the gateway did).
+    PassThrough { strip_usage_chunk: bool },
+    /// The events in the client's format.
+    Translate(Box<dyn StreamTranslator>),
+}
+
 pub struct MeteredStream {
     upstream: Upstream,
     parser: Parser,
+    /// Watches the provider's own events: usage is metered in its native figures.
     usage: Box<dyn StreamUsage>,
-    /// Remove OpenAI's usage-only chunk (the client did not ask for it).
-    strip_usage_chunk: bool,
+    output: Output,
     settlement: Settlement,
     done: bool,
 }
 
 impl MeteredStream {
-    pub fn new(
-        upstream: Upstream,
-        usage: Box<dyn StreamUsage>,
-        strip_usage_chunk: bool,
-        settlement: Settlement,
-    ) -> Self {
-        MeteredStream { upstream, parser: Parser::new(), usage, strip_usage_chunk, settlement, done: false }
+    pub fn new(upstream: Upstream, usage: Box<dyn StreamUsage>, output: Output, settlement: Settlement) -> Self {
+        MeteredStream { upstream, parser: Parser::new(), usage, output, settlement, done: false }
     }
 
-    /// Watches one event; returns whether to forward it.
-    fn observe(&mut self, event: &Event) -> bool {
-        let Some(data) = event.data.as_deref() else { return true };
-        if data == "[DONE]" {
-            return true;
+    /// Watches one event and appends what the client gets of it to `out`.
+    fn handle(&mut self, event: &Event, out: &mut Vec<u8>) {
+        let json = match event.data.as_deref() {
+            Some("[DONE]") => {
+                match &mut self.output {
+                    Output::PassThrough { .. } => out.extend_from_slice(&event.raw),
+                    Output::Translate(t) => t.done(out),
+                }
+                return;
+            }
+            Some(data) => serde_json::from_str::<Value>(data).ok(),
+            None => None,
+        };
+        if let Some(json) = &json {
+            self.usage.observe(event.event.as_deref(), json);
         }
-        let Ok(json) = serde_json::from_str::<Value>(data) else { return true };
-        self.usage.observe(event.event.as_deref(), &json);
-        !(self.strip_usage_chunk && openai::is_usage_chunk(&json))
+        match (&mut self.output, &json) {
+            (Output::PassThrough { strip_usage_chunk: true }, Some(json)) if openai::is_usage_chunk(json) => {}
+            (Output::PassThrough { .. }, _) => out.extend_from_slice(&event.raw),
+            (Output::Translate(t), Some(json)) => t.event(event.event.as_deref(), json, out),
+            // Comments and keep-alives: the translator writes its own events.
+            (Output::Translate(_), None) => {}
+        }
     }
 
     fn forward(&mut self, events: Vec<Event>) -> Bytes {
         let mut out = Vec::new();
         for event in events {
-            if self.observe(&event) {
-                out.extend_from_slice(&event.raw);
-            }
+            self.handle(&event, &mut out);
         }
         Bytes::from(out)
     }
@@ -100,7 +118,11 @@ impl Stream for MeteredStream {
                 }
                 Poll::Ready(None) => {
                     let tail = this.parser.finish().into_iter().collect();
-                    let out = this.forward(tail);
+                    let mut out = this.forward(tail).to_vec();
+                    if let Output::Translate(t) = &mut this.output {
+                        t.finish(&mut out);
+                    }
+                    let out = Bytes::from(out);
                     this.finish(200);
                     return Poll::Ready((!out.is_empty()).then_some(Ok(out)));
                 }

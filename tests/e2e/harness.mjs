@@ -4,11 +4,16 @@
 // (`spendgate wallets create ... --json`) and start `spendgate serve` as a child
 // process on an ephemeral port, each against its own SQLite file in a temp dir.
 //
+// Cross-format tests also start `spendgate mock-provider` (startMockProvider) and point
+// the gateway at it (startEnvironment({ mockProvider: true })): only the gateway process
+// gets OPENAI_* / ANTHROPIC_* variables, never the test process.
+//
 // Environment:
 //   SPENDGATE_BIN       path to the binary (default <repo>/target/debug/spendgate)
 //   SPENDGATE_E2E_KEEP  if set to 1, temp dirs (database + server log) are never removed
 
 import { spawn, execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -21,6 +26,8 @@ const START_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 5_000;
 const CLI_TIMEOUT_MS = 30_000;
 const LISTENING_RE = /spendgate listening on (http:\/\/127\.0\.0\.1:(\d+))/;
+const MOCK_LISTENING_RE = /mock provider listening on (http:\/\/127\.0\.0\.1:(\d+))/;
+const PROVIDER_ENV_RE = /^(OPENAI|ANTHROPIC)_/;
 // eslint-disable-next-line no-control-regex
 const ANSI_RE = /\x1b\[[0-9;]*[A-Za-z]/g;
 
@@ -153,6 +160,7 @@ export function startServer({
   database = databaseUrl(dir),
   extraArgs = [],
   env = {},
+  inheritProviderEnv = true,
   timeoutMs = START_TIMEOUT_MS,
 } = {}) {
   if (!dir) throw new Error('startServer: dir is required (the log file goes there)');
@@ -162,8 +170,11 @@ export function startServer({
   const args = ['serve', '--listen', '127.0.0.1:0', '--database', database, ...extraArgs];
   const logPath = join(dir, 'server.log');
   const log = createWriteStream(logPath, { flags: 'a' });
+  // inheritProviderEnv: false keeps the operator's OPENAI_* / ANTHROPIC_* out of the
+  // gateway (only `env` sets them), so that a shell cannot change where requests go.
+  const inherited = inheritProviderEnv ? process.env : withoutProviderEnv(process.env);
   const child = spawn(bin, args, {
-    env: { ...process.env, RUST_LOG: 'info', ...env },
+    env: { ...inherited, RUST_LOG: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   liveChildren.add(child);
@@ -259,31 +270,170 @@ export function startServer({
   });
 }
 
+function withoutProviderEnv(env) {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !PROVIDER_ENV_RE.test(name)));
+}
+
+/**
+ * Start `spendgate mock-provider --listen 127.0.0.1:0` (deterministic OpenAI + Anthropic
+ * provider that records what it receives) and wait for `mock provider listening on URL`.
+ *
+ * Returns {url, pid, logPath, output(), requests(), clear(), exited, stop()}:
+ *   requests()  GET /_mock/requests: every request received since the last clear()
+ *               ({method, path, query, headers: [[name, value]], body})
+ */
+export function startMockProvider({ dir, timeoutMs = START_TIMEOUT_MS } = {}) {
+  if (!dir) throw new Error('startMockProvider: dir is required (the log file goes there)');
+  const bin = spendgateBin();
+  installExitHooks();
+  const args = ['mock-provider', '--listen', '127.0.0.1:0'];
+  const logPath = join(dir, 'mock-provider.log');
+  const log = createWriteStream(logPath, { flags: 'a' });
+  const child = spawn(bin, args, {
+    env: { ...withoutProviderEnv(process.env), RUST_LOG: 'info', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  liveChildren.add(child);
+
+  let combined = '';
+  let pending = '';
+  let exitInfo = null;
+  const exited = new Promise((resolveExit) => {
+    const done = (info) => {
+      if (exitInfo) return;
+      exitInfo = info;
+      liveChildren.delete(child);
+      resolveExit(exitInfo);
+    };
+    child.once('exit', (code, signal) => done({ code, signal }));
+    child.once('error', (error) => done({ code: null, signal: null, error }));
+  });
+
+  return new Promise((resolvePromise, reject) => {
+    let settled = false;
+    const fail = (why) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (!exitInfo) child.kill('SIGKILL');
+      exited.then(() => {
+        log.end();
+        reject(new Error(`spendgate mock-provider did not start: ${why}\nlog: ${logPath}\n${combined}`));
+      });
+    };
+    const timer = setTimeout(() => fail(`no "mock provider listening on URL" line within ${timeoutMs} ms`), timeoutMs);
+    child.once('error', (err) => fail(`spawn error: ${err.message}`));
+    child.once('exit', (code, signal) => fail(`process exited early (code ${code}, signal ${signal})`));
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      combined += chunk;
+      log.write(chunk);
+    });
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      combined += chunk;
+      log.write(chunk);
+      if (settled) return;
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop();
+      for (const line of lines) {
+        const m = MOCK_LISTENING_RE.exec(line.replace(ANSI_RE, ''));
+        if (!m) continue;
+        settled = true;
+        clearTimeout(timer);
+        const url = m[1];
+        resolvePromise({
+          url,
+          pid: child.pid,
+          logPath,
+          output: () => combined,
+          exited,
+          async requests() {
+            const res = await fetch(`${url}/_mock/requests`);
+            if (!res.ok) throw new Error(`GET /_mock/requests -> ${res.status} ${await res.text()}`);
+            return res.json();
+          },
+          async clear() {
+            const res = await fetch(`${url}/_mock/requests`, { method: 'DELETE' });
+            if (!res.ok) throw new Error(`DELETE /_mock/requests -> ${res.status} ${await res.text()}`);
+          },
+          async stop() {
+            if (!exitInfo) {
+              child.kill('SIGTERM');
+              const killer = setTimeout(() => {
+                if (!exitInfo) child.kill('SIGKILL');
+              }, STOP_GRACE_MS);
+              await exited;
+              clearTimeout(killer);
+            }
+            await new Promise((r) => log.end(r));
+            return exitInfo;
+          },
+        });
+        return;
+      }
+    });
+  });
+}
+
 /**
  * Convenience: temp dir + wallets created before the server starts + running server.
  * Returns {dir, database, wallets: {name: {wallet_id, key}}, server, cleanup({keep})}.
+ *
+ * mockProvider: true also starts `spendgate mock-provider` first and gives the gateway
+ * (only it) OPENAI_API_KEY, OPENAI_BASE_URL=<mock>/v1, ANTHROPIC_API_KEY and
+ * ANTHROPIC_BASE_URL=<mock>, with fresh provider keys; the operator's own OPENAI_* /
+ * ANTHROPIC_* are not passed on. The result then also has `mock` (see
+ * startMockProvider) and `providerKeys: {openai, anthropic}`.
  */
-export async function startEnvironment({ wallets = ['primary'], env = {}, extraArgs = [] } = {}) {
+export async function startEnvironment({ wallets = ['primary'], env = {}, extraArgs = [], mockProvider = false } = {}) {
   const dir = makeTempDir();
   const database = databaseUrl(dir);
   const created = {};
+  let mock = null;
   try {
     for (const name of wallets) {
       created[name] = await createWallet({ name, database });
     }
-    const server = await startServer({ dir, database, env, extraArgs });
+    let serverEnv = env;
+    let providerKeys;
+    if (mockProvider) {
+      mock = await startMockProvider({ dir });
+      providerKeys = {
+        openai: `sk-provider-openai-e2e-${randomBytes(12).toString('hex')}`,
+        anthropic: `sk-ant-provider-e2e-${randomBytes(12).toString('hex')}`,
+      };
+      serverEnv = {
+        OPENAI_API_KEY: providerKeys.openai,
+        OPENAI_BASE_URL: `${mock.url}/v1`,
+        ANTHROPIC_API_KEY: providerKeys.anthropic,
+        ANTHROPIC_BASE_URL: mock.url,
+        ...env,
+      };
+    }
+    const server = await startServer({
+      dir,
+      database,
+      env: serverEnv,
+      extraArgs,
+      inheritProviderEnv: !mockProvider,
+    });
     return {
       dir,
       database,
       wallets: created,
       server,
+      ...(mockProvider ? { mock, providerKeys } : {}),
       async cleanup({ keep = false } = {}) {
         const status = await server.stop();
+        if (mock) await mock.stop();
         if (!keep) removeTempDir(dir);
         return status;
       },
     };
   } catch (e) {
+    if (mock) await mock.stop();
     // Keep the dir: it holds the log and database for diagnosis.
     e.message += `\n(temp dir kept: ${dir})`;
     throw e;

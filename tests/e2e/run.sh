@@ -5,7 +5,8 @@
 # Extra arguments go to `node --test`, e.g. ./run.sh --test-name-pattern=rotate
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-if [ ! -d node_modules ]; then
+# Install when node_modules is missing or older than the lock file (new dependencies).
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 set +e

@@ -1,11 +1,14 @@
-//! Who is calling: the credential from `Authorization: Bearer` or `x-api-key`.
+//! Who is calling: the credential from `Authorization: Bearer` or `x-api-key`, or the
+//! dashboard's session cookie.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use spendgate_core::{Secret, SpendKey, WalletKey};
+use axum::http::{HeaderMap, Method};
+use spendgate_core::{Secret, SpendKey, WalletId, WalletKey, WalletKeyId};
+use spendgate_store::Session;
+use subtle::ConstantTimeEq;
 
 /// The key a request presented, if any: `Authorization: Bearer <key>` or `x-api-key`.
 pub fn presented_key(headers: &HeaderMap) -> Option<Secret> {
@@ -41,27 +44,89 @@ async fn wallet_key(state: &AppState, secret: &Secret) -> Result<WalletKey, ApiE
         .ok_or_else(|| ApiError::unauthorized("invalid wallet API key (unknown or revoked)"))
 }
 
-/// An authenticated wallet API key: the only credential of the management routes.
-pub struct WalletAuth(pub WalletKey);
+/// Who is managing a wallet: a wallet API key, or a dashboard session signed in with one.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub wallet_id: WalletId,
+    pub via: Via,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    Key(WalletKeyId),
+    Session,
+}
+
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "sg_session";
+
+/// The value of cookie `name`, if the request has one.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The live dashboard session of a request, if its cookie names one.
+pub async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, ApiError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else { return Ok(None) };
+    Ok(state.store.session(&Secret::presented(token).hash(), state.now()).await?)
+}
+
+/// A session's CSRF check for requests that change something: the `x-csrf-token`
+/// header must carry the session's token.
+pub fn check_csrf(session: &Session, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let sent = headers.get("x-csrf-token").map(|v| v.as_bytes()).unwrap_or_default();
+    if sent.ct_eq(session.csrf_token.as_bytes()).into() {
+        return Ok(());
+    }
+    Err(ApiError::new(ErrorKind::PermissionDenied, "missing or wrong x-csrf-token header for this dashboard session"))
+}
+
+async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    if presented_key(&parts.headers).is_none()
+        && let Some(session) = session(state, &parts.headers).await?
+    {
+        check_csrf(&session, &parts.method, &parts.headers)?;
+        return Ok(Principal { wallet_id: session.wallet_id, via: Via::Session });
+    }
+    if presented_key(&parts.headers).is_none() && cookie(&parts.headers, SESSION_COOKIE).is_some() {
+        return Err(ApiError::unauthorized("your dashboard session has expired or was signed out; sign in again"));
+    }
+    let secret = require_key(parts)?;
+    if is_spend_key(state, &secret) {
+        return Err(ApiError::unauthorized(format!(
+            "a spend key ({}...) cannot manage keys; use a wallet API key ({}...)",
+            state.config.spend_key_prefix, state.config.wallet_key_prefix
+        )));
+    }
+    let key = wallet_key(state, &secret).await?;
+    Ok(Principal { wallet_id: key.wallet_id, via: Via::Key(key.id) })
+}
+
+/// An authenticated wallet manager: a wallet API key, or a dashboard session (with its
+/// CSRF token on changes). The only credentials of the management routes.
+pub struct WalletAuth(pub Principal);
 
 impl FromRequestParts<AppState> for WalletAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let secret = require_key(parts)?;
-        if is_spend_key(state, &secret) {
-            return Err(ApiError::unauthorized(format!(
-                "a spend key ({}...) cannot manage keys; use a wallet API key ({}...)",
-                state.config.spend_key_prefix, state.config.wallet_key_prefix
-            )));
-        }
-        Ok(WalletAuth(wallet_key(state, &secret).await?))
+        Ok(WalletAuth(principal(parts, state).await?))
     }
 }
 
 /// A caller of a route that both kinds of key may use (`GET /v1/models`).
 pub enum Caller {
-    Wallet(WalletKey),
+    Wallet(Principal),
     /// A spend key that is usable now (active, not revoked, not expired).
     Spend(SpendKey),
 }
@@ -70,11 +135,12 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let secret = require_key(parts)?;
-        if is_spend_key(state, &secret) {
+        if let Some(secret) = presented_key(&parts.headers)
+            && is_spend_key(state, &secret)
+        {
             let (_, key) = crate::gateway::authenticate(state, &parts.headers)?;
             return Ok(Caller::Spend((*key).clone()));
         }
-        Ok(Caller::Wallet(wallet_key(state, &secret).await?))
+        Ok(Caller::Wallet(principal(parts, state).await?))
     }
 }

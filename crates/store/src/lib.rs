@@ -59,6 +59,36 @@ pub struct UsageTotal {
     pub last_used_at: Option<Timestamp>,
 }
 
+/// A dashboard session: a browser signed in with a wallet API key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub token_hash: KeyHash,
+    pub wallet_id: WalletId,
+    pub wallet_key_id: WalletKeyId,
+    pub csrf_token: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Usage totals for one UTC day.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DayTotal {
+    pub day: i64,
+    pub requests: u64,
+    pub tokens: u64,
+    pub spend: Usd,
+}
+
+/// Usage totals for one model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelTotal {
+    pub model: String,
+    pub provider: String,
+    pub requests: u64,
+    pub tokens: u64,
+    pub spend: Usd,
+}
+
 /// A spend key with its position in its wallet's creation order (the list cursor).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
@@ -118,6 +148,29 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<(i64, RequestRecord)>, StoreError>;
+    /// Per UTC day from `from_day` to `to_day` (inclusive), the usage of `wallet` (of one
+    /// key, if given); days without usage are left out.
+    async fn usage_by_day(
+        &self,
+        wallet: &WalletId,
+        key: Option<&SpendKeyId>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DayTotal>, StoreError>;
+    /// Per model, the usage of `wallet` (of one key, if given) in `[from, to)`.
+    async fn usage_by_model(
+        &self,
+        wallet: &WalletId,
+        key: Option<&SpendKeyId>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ModelTotal>, StoreError>;
+
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// A live session: not revoked, not expired at `now`, its wallet key not revoked.
+    async fn session(&self, token_hash: &KeyHash, now: Timestamp) -> Result<Option<Session>, StoreError>;
+    async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp) -> Result<(), StoreError>;
+
     /// Usage of a key: totals, and figures since the starts of its spend and request cycles.
     async fn key_usage(
         &self,

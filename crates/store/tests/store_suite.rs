@@ -7,7 +7,7 @@ use spendgate_core::{
     Cycle, KeyStatus, RateLimit, RequestLimit, Secret, SpendKey, SpendKeyId, SpendLimit, Timestamp, TokenUsage, Usd,
     Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
 };
-use spendgate_store::{RequestRecord, Store};
+use spendgate_store::{RequestRecord, Session, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -205,6 +205,43 @@ async fn suite(store: Arc<dyn Store>) {
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].1.cost, Usd::parse("1.00").unwrap());
     assert!(store.list_requests(&wb.id, None, None, 10).await.unwrap().is_empty(), "wallet isolation");
+
+    // Usage by day and by model, for one key and for the wallet.
+    let days = store
+        .usage_by_day(&wa.id, Some(&bare.id), t("2026-10-01T00:00:00Z").unix_day(), t("2026-11-30T00:00:00Z").unix_day())
+        .await
+        .unwrap();
+    assert_eq!(days.len(), 3);
+    assert_eq!((days[0].day, days[0].requests, days[0].tokens, days[0].spend), (t("2026-10-31T00:00:00Z").unix_day(), 1, 35, Usd::parse("1").unwrap()));
+    let nov = store
+        .usage_by_day(&wa.id, None, t("2026-11-01T00:00:00Z").unix_day(), t("2026-11-30T00:00:00Z").unix_day())
+        .await
+        .unwrap();
+    assert_eq!(nov.iter().map(|d| d.requests).sum::<u64>(), 2);
+    assert!(store.usage_by_day(&wb.id, None, 0, 100_000).await.unwrap().is_empty(), "wallet isolation");
+    let models = store.usage_by_model(&wa.id, None, t("2026-11-01T00:00:00Z"), t("2026-12-01T00:00:00Z")).await.unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!((models[0].model.as_str(), models[0].requests, models[0].tokens), ("gpt-4o-mini", 2, 70));
+    assert_eq!(models[0].spend, Usd::parse("0.250125").unwrap());
+
+    // Dashboard sessions: live until expiry, revocation, or their wallet key's revocation.
+    let session = Session {
+        token_hash: Secret::presented("session-token").hash(),
+        wallet_id: wa.id.clone(),
+        wallet_key_id: ka.id.clone(),
+        csrf_token: "csrf".into(),
+        created_at: now,
+        expires_at: now.plus_millis(60_000),
+    };
+    store.create_session(&session).await.unwrap();
+    assert_eq!(store.session(&session.token_hash, now).await.unwrap(), Some(session.clone()));
+    assert_eq!(store.session(&session.token_hash, now.plus_millis(60_000)).await.unwrap(), None, "expired");
+    assert_eq!(store.session(&Secret::presented("other").hash(), now).await.unwrap(), None);
+    store.revoke_session(&session.token_hash, now).await.unwrap();
+    assert_eq!(store.session(&session.token_hash, now).await.unwrap(), None, "revoked");
+    let second = Session { token_hash: Secret::presented("second").hash(), wallet_key_id: ka2.id.clone(), ..session.clone() };
+    store.create_session(&second).await.unwrap();
+    assert_eq!(store.session(&second.token_hash, now).await.unwrap(), None, "its wallet key was revoked");
 
     let dup = record(&bare, "2026-11-23T09:00:00Z", "1");
     let fresh = record(&bare, "2026-11-23T09:30:00Z", "1");

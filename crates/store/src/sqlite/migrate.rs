@@ -6,8 +6,10 @@ use crate::StoreError;
 use sqlx::{Connection, Row, SqlitePool};
 
 /// (version, name, SQL). Append only: never edit a released migration.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (2, "dashboard", include_str!("../../migrations/sqlite/0002_dashboard.sql")),
+];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;

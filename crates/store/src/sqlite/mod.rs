@@ -3,7 +3,7 @@
 
 mod migrate;
 
-use crate::{Listed, RequestRecord, Store, StoreError, UsageDay, UsageTotal};
+use crate::{DayTotal, Listed, ModelTotal, RequestRecord, Session, Store, StoreError, UsageDay, UsageTotal};
 use async_trait::async_trait;
 use spendgate_core::{
     Cycle, KeyHash, KeyStatus, KeyUsage, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit, Timestamp,
@@ -454,6 +454,122 @@ impl Store for SqliteStore {
                 Ok((r.try_get("seq")?, record))
             })
             .collect()
+    }
+
+    async fn usage_by_day(
+        &self,
+        wallet: &WalletId,
+        key: Option<&SpendKeyId>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DayTotal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.day AS day, SUM(u.requests) AS requests, SUM(u.tokens) AS tokens, SUM(u.spend_nanos) AS spend \
+             FROM key_usage_daily u JOIN spend_keys k ON k.id = u.key_id \
+             WHERE k.wallet_id = ? AND (? IS NULL OR u.key_id = ?) AND u.day BETWEEN ? AND ? \
+             GROUP BY u.day ORDER BY u.day",
+        )
+        .bind(wallet.as_str())
+        .bind(key.map(SpendKeyId::as_str))
+        .bind(key.map(SpendKeyId::as_str))
+        .bind(from_day)
+        .bind(to_day)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DayTotal {
+                    day: r.try_get("day")?,
+                    requests: r.try_get::<i64, _>("requests")? as u64,
+                    tokens: r.try_get::<i64, _>("tokens")? as u64,
+                    spend: Usd::from_nanos(r.try_get("spend")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn usage_by_model(
+        &self,
+        wallet: &WalletId,
+        key: Option<&SpendKeyId>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ModelTotal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT model, provider, COUNT(*) AS requests, \
+                    SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens) AS tokens, \
+                    SUM(cost_nanos) AS spend \
+             FROM request_records WHERE wallet_id = ? AND (? IS NULL OR key_id = ?) AND created_at >= ? AND created_at < ? \
+             GROUP BY model, provider ORDER BY spend DESC, model",
+        )
+        .bind(wallet.as_str())
+        .bind(key.map(SpendKeyId::as_str))
+        .bind(key.map(SpendKeyId::as_str))
+        .bind(from.unix_millis())
+        .bind(to.unix_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ModelTotal {
+                    model: r.try_get("model")?,
+                    provider: r.try_get("provider")?,
+                    requests: r.try_get::<i64, _>("requests")? as u64,
+                    tokens: r.try_get::<i64, _>("tokens")? as u64,
+                    spend: Usd::from_nanos(r.try_get("spend")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO dashboard_sessions (token_hash, wallet_id, wallet_key_id, csrf_token, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.token_hash.0[..])
+        .bind(s.wallet_id.as_str())
+        .bind(s.wallet_key_id.as_str())
+        .bind(&s.csrf_token)
+        .bind(s.created_at.unix_millis())
+        .bind(s.expires_at.unix_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &KeyHash, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.* FROM dashboard_sessions s JOIN wallet_keys k ON k.id = s.wallet_key_id \
+             WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND k.revoked_at IS NULL",
+        )
+        .bind(&token_hash.0[..])
+        .bind(now.unix_millis())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let bytes: Vec<u8> = r.try_get("token_hash")?;
+        let stored = KeyHash::from_slice(&bytes).ok_or_else(|| corrupt("session token_hash is not 32 bytes"))?;
+        if !stored.ct_eq(token_hash) {
+            return Ok(None);
+        }
+        Ok(Some(Session {
+            token_hash: stored,
+            wallet_id: WalletId::new(r.try_get::<String, _>("wallet_id")?),
+            wallet_key_id: WalletKeyId::new(r.try_get::<String, _>("wallet_key_id")?),
+            csrf_token: r.try_get("csrf_token")?,
+            created_at: ts(r.try_get("created_at")?),
+            expires_at: ts(r.try_get("expires_at")?),
+        }))
+    }
+
+    async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE dashboard_sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL")
+            .bind(at.unix_millis())
+            .bind(&token_hash.0[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn key_usage(

@@ -1,0 +1,569 @@
+// End-to-end test of the web dashboard in a real browser (Debian's Chromium driven by
+// playwright-core) against a real gateway and the mock provider.
+//
+// Covers: sign-in (wrong key refused, message shown), the key lifecycle through the UI
+// (create with limits and a model list, the secret shown once, a real request with it,
+// usage and the request log appearing, pause -> 401, resume, rotate -> old secret 401 and
+// new one works, revoke with confirmation), sign-out, session expiry, CSRF, and that no
+// page ever loads anything from another origin. Screenshots of every page, at desktop
+// width and at 390 px, go to tests/e2e/artifacts/.
+//
+// Environment:
+//   SPENDGATE_CHROMIUM  browser binary (default /usr/bin/chromium; Debian: apt-get install chromium)
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { E2E_DIR, startEnvironment, tail } from './harness.mjs';
+
+const CHROMIUM = process.env.SPENDGATE_CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = join(E2E_DIR, 'artifacts');
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const RECORD_WAIT_MS = 15_000;
+
+let env;
+let origin;
+let walletKey;
+
+before(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}. Install it (Debian/Ubuntu: apt-get install -y chromium) ` +
+        'or point SPENDGATE_CHROMIUM at a Chromium binary.',
+    );
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  env = await startEnvironment({ wallets: ['Acme Robotics'], mockProvider: true });
+  origin = env.server.url;
+  walletKey = env.wallets['Acme Robotics'].key;
+});
+
+after(async () => {
+  if (env) await env.cleanup();
+});
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/** A fresh Chromium profile; records every request URL, CSP violations and page errors. */
+async function openBrowser({ width = 1280, height = 900 } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), 'spendgate-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width, height },
+    locale: 'en-US',
+    colorScheme: 'light',
+    acceptDownloads: true,
+  });
+  const requests = [];
+  const problems = [];
+  context.on('request', (r) => requests.push(r.url()));
+  const page = context.pages()[0] || (await context.newPage());
+  page.on('console', (m) => {
+    if (/Content Security Policy|Refused to (load|execute|apply|connect|frame)/i.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.setDefaultTimeout(10_000);
+  return {
+    context,
+    page,
+    requests,
+    problems,
+    /** Every request the pages made went to the gateway: nothing left the machine. */
+    assertLocalOnly() {
+      const foreign = requests.filter((u) => !(u.startsWith(`${origin}/`) || u === origin || u.startsWith('data:') || u.startsWith('blob:') || u === 'about:blank'));
+      assert.deepEqual(foreign, [], `requests to another origin than ${origin}`);
+      assert.ok(requests.length > 0, 'the browser made requests');
+      assert.deepEqual(problems, [], 'CSP violations or page errors');
+    },
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+async function screenshot(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(150);
+  const width = page.viewportSize().width;
+  await page.screenshot({ path: join(ARTIFACTS, `${name}-${width}.png`), fullPage: true });
+}
+
+async function signIn(page, key = walletKey) {
+  await page.goto(`${origin}/`);
+  await page.getByLabel('Wallet API key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+async function signedIn(page) {
+  await signIn(page);
+  await page.locator('#topbar:not([hidden])').waitFor();
+  await page.getByRole('heading', { level: 1, name: 'AI Spend' }).waitFor();
+}
+
+/** A chat completion through the gateway with a spend key, from Node (not the browser). */
+async function chat(secret, model = 'gpt-4o-mini') {
+  const res = await fetch(`${origin}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'Hello from the dashboard test' }], max_tokens: 32 }),
+  });
+  return { status: res.status, body: await res.text() };
+}
+
+/** The Cookie header the browser holds for the gateway. */
+async function cookieHeader(context) {
+  const cookies = await context.cookies(origin);
+  return cookies.map((c) => `${c.name}=${c.value}`).join('; ');
+}
+
+/** Click the page's Refresh button until check() holds (the record writer batches). */
+async function refreshUntil(page, check, what) {
+  const deadline = Date.now() + RECORD_WAIT_MS;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) assert.fail(`timed out after ${RECORD_WAIT_MS} ms waiting for ${what}`);
+    await page.waitForTimeout(400);
+    await page.locator('#refresh').click();
+    await page.locator('#refresh:not([aria-busy])').waitFor();
+  }
+}
+
+async function noHorizontalOverflow(page, what) {
+  const { scroll, inner } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+  assert.ok(scroll <= inner + 1, `${what}: page is ${scroll}px wide in a ${inner}px viewport`);
+}
+
+async function unlabelledControls(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('main input, main select, main textarea, dialog input')]
+      .filter((el) => el.type !== 'hidden' && el.offsetParent !== null)
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+      .map((el) => el.outerHTML.slice(0, 120)),
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+test('the dashboard is served with its CSP and assets from the gateway', async () => {
+  const res = await fetch(`${origin}/`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') || '', /text\/html/);
+  const csp = res.headers.get('content-security-policy') || '';
+  assert.match(csp, /script-src 'self'/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  const html = await res.text();
+  assert.doesNotMatch(html, /<script>|<style|style="|https?:\/\//, 'no inline script or style, no absolute URLs');
+  for (const [path, type] of [
+    ['/assets/app.js', /javascript/],
+    ['/assets/app.css', /css/],
+    ['/assets/favicon.svg', /svg/],
+  ]) {
+    const a = await fetch(`${origin}${path}`);
+    assert.equal(a.status, 200, path);
+    assert.match(a.headers.get('content-type') || '', type, path);
+    const body = await a.text();
+    assert.doesNotMatch(body, /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, `${path} references no other site`);
+  }
+  const anon = await fetch(`${origin}/api/session`);
+  assert.equal(anon.status, 401, 'no session without a cookie');
+});
+
+test('sign-in refuses a wrong wallet key and shows why', { timeout: 60_000 }, async () => {
+  const b = await openBrowser();
+  try {
+    const { page } = b;
+    await page.goto(`${origin}/`);
+    const field = page.getByLabel('Wallet API key');
+    await field.waitFor();
+    assert.equal(await field.getAttribute('type'), 'password');
+    assert.equal(await field.getAttribute('autocomplete'), 'off');
+    await screenshot(page, '01-sign-in');
+
+    // Empty: refused before any request.
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#wallet-key-error').getByText('Enter your wallet API key').waitFor();
+
+    await field.fill('lava_wk_this_is_not_a_real_key_000000000000');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const error = page.locator('#wallet-key-error');
+    await error.getByText('was not accepted').waitFor();
+    assert.equal(await field.getAttribute('aria-invalid'), 'true');
+    assert.match(await field.getAttribute('aria-describedby'), /wallet-key-error/);
+    assert.equal(await page.locator('#topbar').isHidden(), true, 'still signed out');
+    assert.deepEqual(await b.context.cookies(origin), [], 'no session cookie after a wrong key');
+    await screenshot(page, '01-sign-in-wrong-key');
+    b.assertLocalOnly();
+  } finally {
+    await b.close();
+  }
+});
+
+test('key lifecycle through the dashboard: create, use, usage, pause, resume, rotate, revoke, sign out', { timeout: 180_000 }, async () => {
+  const b = await openBrowser();
+  const { page, context } = b;
+  try {
+    // ----- Sign in
+    await signedIn(page);
+    assert.match(await page.locator('#wallet-chip').innerText(), /Acme Robotics/);
+    const cookies = await context.cookies(origin);
+    assert.equal(cookies.length, 1, 'one session cookie');
+    assert.equal(cookies[0].httpOnly, true, 'the session cookie is HttpOnly');
+    const stored = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie }));
+    assert.deepEqual(stored, { local: 0, session: 0, cookie: '' }, 'nothing stored by the page; the cookie is invisible to scripts');
+    assert.ok(!(await page.content()).includes(walletKey), 'the wallet key is not kept in the page');
+
+    // ----- Empty state with a call to action
+    await page.getByRole('heading', { name: 'No spend keys yet' }).waitFor();
+    await screenshot(page, '02-keys-empty');
+    await page.getByRole('link', { name: 'Create your first spend key' }).click();
+
+    // ----- Create form: every control labelled; an API field error shown at its field
+    await page.getByRole('heading', { level: 1, name: 'Create a spend key' }).waitFor();
+    assert.deepEqual(await unlabelledControls(page), [], 'every form control has a label');
+    await page.getByLabel('Name').fill('E2E agent');
+    await page.locator('#f-spend_limit-amount').fill('-5');
+    await page.getByRole('button', { name: 'Create spend key' }).click();
+    const amountError = page.locator('[data-error-for="spend_limit.amount"]');
+    await amountError.locator('span').waitFor();
+    assert.ok((await amountError.innerText()).length > 5, 'the API message for spend_limit.amount is shown next to the field');
+    assert.equal(await page.locator('#f-spend_limit-amount').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'f-spend_limit-amount', 'focus moves to the field in error');
+
+    await page.locator('#f-spend_limit-amount').fill('5.00');
+    await page.locator('#f-spend_limit-cycle').selectOption('monthly');
+    await page.locator('#f-request_limit-count').fill('100');
+    await page.locator('#f-request_limit-cycle').selectOption('daily');
+    await page.locator('#f-rate_limit-rpm').fill('60');
+    await page.locator('#f-rate_limit-burst').fill('10');
+    await page.getByLabel('Only the models I choose').check();
+    await page.locator('#f-model-search').fill('gpt-4o');
+    await page.locator('label[data-model="gpt-4o-mini"] input').check();
+    await page.locator('#f-model-search').fill('');
+    await screenshot(page, '03-create-form');
+    await page.getByRole('button', { name: 'Create spend key' }).click();
+
+    // ----- The secret, shown once, with the base URL and snippets
+    const secretEl = page.locator('#secret-value');
+    await secretEl.waitFor();
+    const secret = (await secretEl.innerText()).trim();
+    assert.match(secret, /^lava_sk_\S{16,}$/);
+    await page.getByText('You won’t see this key again.').waitFor();
+    assert.equal(await page.locator('[data-base-url="openai"]').innerText(), `${origin}/v1`);
+    assert.match(await page.locator('.tabpanel:not([hidden]) pre').innerText(), new RegExp(secret));
+    await page.getByRole('tab', { name: 'curl' }).click();
+    const curl = await page.locator('.tabpanel:not([hidden]) pre').innerText();
+    assert.ok(curl.includes(`${origin}/v1/chat/completions`) && curl.includes(secret), 'curl snippet with the base URL and key');
+    await page.getByRole('tab', { name: 'Python' }).click();
+    await screenshot(page, '04-secret-shown');
+
+    // ----- A real request with the key, through the gateway
+    const first = await chat(secret);
+    assert.equal(first.status, 200, `chat completion with the new key: ${first.body}`);
+    const notAllowed = await chat(secret, 'gpt-4o');
+    assert.equal(notAllowed.status, 403, `a model outside the key's list is refused: ${notAllowed.body}`);
+
+    // ----- Key detail: limits, usage and the request log (allow the record writer time)
+    await page.getByRole('link', { name: 'I’ve saved my key' }).click();
+    await page.getByRole('heading', { level: 1, name: 'E2E agent' }).waitFor();
+    assert.equal(await page.locator('#secret-value').count(), 0, 'the secret is gone once you leave');
+    const logRows = page.locator('[data-section="requests"] tbody tr');
+    await refreshUntil(page, async () => (await logRows.count()) >= 1, 'the request in the key’s log');
+    const rowsText = await logRows.allInnerTexts();
+    assert.ok(rowsText.some((t) => t.includes('gpt-4o-mini') && t.includes('Completed')), `a completed gpt-4o-mini row: ${rowsText}`);
+    const spendCard = page.locator('section[data-meter="spend"]');
+    assert.match(await spendCard.innerText(), /\$[\d.,]+ \/ \$5\.00 per month/);
+    const requestsCard = page.locator('section[data-meter="requests"]');
+    assert.match(await requestsCard.innerText(), /\b[12] \/ 100 per day/);
+    await refreshUntil(
+      page,
+      async () => /^[1-9]/.test((await page.locator('[data-total="requests"] .stat-value').innerText()).trim()),
+      'the usage totals',
+    );
+    const spendTotal = await page.locator('[data-total="spend"] .stat-value').innerText();
+    assert.match(spendTotal, /^\$\d/, 'spend total shown in dollars');
+    await page.locator('[data-chart="Requests per day"] svg').waitFor();
+    assert.ok((await page.locator('[data-chart="Spend per day"] svg g.bar').count()) >= 28, 'a bar per day for the last 30 days');
+    await page.locator('[data-section="by-model"] [data-model="gpt-4o-mini"]').waitFor();
+    const exportHref = await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href');
+    assert.match(exportHref, /^\/v1\/requests\/export\?spend_key_id=/);
+    const csv = await page.evaluate(async (href) => {
+      const r = await fetch(href);
+      return { status: r.status, type: r.headers.get('content-type'), text: await r.text() };
+    }, exportHref);
+    assert.equal(csv.status, 200, 'CSV export');
+    assert.match(csv.type || '', /csv/);
+    assert.ok(csv.text.includes('gpt-4o-mini'), 'the CSV lists the request');
+    await screenshot(page, '05-key-detail');
+
+    // ----- Keys list: the card shows it all
+    await page.getByRole('link', { name: 'AI Spend', exact: true }).first().click();
+    const card = page.locator('article.key-card', { hasText: 'E2E agent' });
+    await card.waitFor();
+    const cardText = await card.innerText();
+    assert.match(cardText, /Active/);
+    assert.match(cardText, /OpenAI/);
+    assert.match(cardText, /gpt-4o-mini/);
+    assert.match(cardText, /\/ \$5\.00 per month/);
+    assert.match(cardText, /\/ 100 per day/);
+    assert.match(cardText, /60 per minute · burst 10/);
+    assert.match(await card.locator('[data-field="last-used"]').innerText(), /just now|second|minute/);
+    assert.ok(await card.locator('[data-field="last-used"] time').getAttribute('title'), 'absolute time in the title');
+    await page.getByLabel('Search keys').fill('no such key');
+    await page.getByRole('heading', { name: 'No keys match' }).waitFor();
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await page.getByLabel('Filter by status').selectOption('paused');
+    await page.getByRole('heading', { name: 'No keys match' }).waitFor();
+    await page.getByLabel('Filter by status').selectOption('all');
+    await card.waitFor();
+    await screenshot(page, '06-keys-list');
+
+    // ----- Usage page: wallet totals and the request log with the key's name
+    await page.getByRole('link', { name: 'Usage', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Usage' }).waitFor();
+    const walletRows = page.locator('[data-section="requests"] tbody tr');
+    await refreshUntil(page, async () => (await walletRows.count()) >= 1, 'the wallet request log');
+    assert.match(await walletRows.first().innerText(), /E2E agent/);
+    await page.getByRole('radio', { name: '7 days' }).check();
+    await page.waitForFunction(() => document.querySelectorAll('[data-chart="Spend per day"] svg g.bar').length === 7);
+    assert.match(page.url(), /#\/usage\?range=7/);
+    await page.locator('[data-chart="Spend per day"] .chart').hover({ position: { x: 200, y: 100 } });
+    await screenshot(page, '07-usage');
+
+    // ----- Pause in the UI -> 401; resume -> works
+    await page.goto(`${origin}/#/keys`);
+    await page.locator('article.key-card', { hasText: 'E2E agent' }).getByRole('link', { name: 'E2E agent', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'E2E agent' }).waitFor();
+    await page.locator('#toggle-status').click();
+    await page.locator('.detail-title [data-status="paused"]').waitFor();
+    const paused = await chat(secret);
+    assert.equal(paused.status, 401, `a paused key is refused: ${paused.body}`);
+    await page.locator('#toggle-status').click();
+    await page.locator('.detail-title [data-status="active"]').waitFor();
+    const resumed = await chat(secret);
+    assert.equal(resumed.status, 200, `a resumed key works: ${resumed.body}`);
+
+    // ----- Rotate: a confirmation, then the new secret on the same panel
+    await page.getByRole('button', { name: 'Rotate' }).click();
+    const rotateDialog = page.getByRole('dialog');
+    await rotateDialog.waitFor();
+    await page.keyboard.press('Escape');
+    await rotateDialog.waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement.textContent.trim()), 'Rotate', 'focus returns to the opener');
+    await page.getByRole('button', { name: 'Rotate' }).click();
+    await rotateDialog.getByRole('button', { name: 'Rotate key' }).click();
+    await page.getByRole('heading', { level: 1, name: 'New secret for “E2E agent”' }).waitFor();
+    const rotated = (await page.locator('#secret-value').innerText()).trim();
+    assert.match(rotated, /^lava_sk_/);
+    assert.notEqual(rotated, secret);
+    await screenshot(page, '08-secret-rotated');
+    const oldAfterRotate = await chat(secret);
+    assert.equal(oldAfterRotate.status, 401, `the old secret stops working: ${oldAfterRotate.body}`);
+    const newAfterRotate = await chat(rotated);
+    assert.equal(newAfterRotate.status, 200, `the new secret works: ${newAfterRotate.body}`);
+
+    // ----- Revoke: type the name to confirm; Escape closes; Tab stays in the dialog
+    await page.getByRole('link', { name: 'I’ve saved my key' }).click();
+    await page.getByRole('heading', { level: 1, name: 'E2E agent' }).waitFor();
+    await page.getByRole('button', { name: 'Revoke' }).click();
+    const revokeDialog = page.getByRole('dialog');
+    await revokeDialog.waitFor();
+    const confirm = revokeDialog.getByRole('button', { name: 'Revoke key' });
+    assert.equal(await confirm.isDisabled(), true, 'disabled until the name is typed');
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate(() => !!document.activeElement.closest('dialog')), true, 'focus stays in the dialog');
+    }
+    await revokeDialog.getByLabel('Type E2E agent to confirm').fill('E2E agen');
+    assert.equal(await confirm.isDisabled(), true);
+    await revokeDialog.getByLabel('Type E2E agent to confirm').fill('E2E agent');
+    await screenshot(page, '09-revoke-confirm');
+    await confirm.click();
+    await page.getByRole('heading', { name: 'No spend keys yet' }).waitFor();
+    const revoked = await chat(rotated);
+    assert.equal(revoked.status, 401, `a revoked key is refused: ${revoked.body}`);
+
+    // ----- Sign out: back to sign-in, and the old cookie no longer works
+    const cookie = await cookieHeader(context);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByText('You have signed out.').waitFor();
+    await page.getByLabel('Wallet API key').waitFor();
+    const stale = await fetch(`${origin}/api/session`, { headers: { cookie } });
+    assert.equal(stale.status, 401, 'the session is gone on the server');
+    b.assertLocalOnly();
+  } catch (e) {
+    await page.screenshot({ path: join(ARTIFACTS, 'failure-lifecycle.png'), fullPage: true }).catch(() => {});
+    e.message += `\n--- server log (tail) ---\n${tail(env.server.output(), 40)}`;
+    throw e;
+  } finally {
+    await b.close();
+  }
+});
+
+test('an expired or ended session sends the browser back to sign-in', { timeout: 90_000 }, async () => {
+  const b = await openBrowser();
+  const { page, context } = b;
+  try {
+    await signedIn(page);
+
+    // The cookie disappears (as when it expires): the next action goes back to sign-in.
+    await context.clearCookies();
+    await page.getByRole('link', { name: 'Usage', exact: true }).click();
+    await page.getByText('Your session has expired. Sign in again to continue.').waitFor();
+    assert.equal(await page.locator('#topbar').isHidden(), true);
+    // Signing in again returns to where you were.
+    await page.getByLabel('Wallet API key').fill(walletKey);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Usage' }).waitFor();
+
+    // The session ends on the server (signed out elsewhere): same.
+    const ended = await page.evaluate(async () => {
+      const s = await (await fetch('/api/session')).json();
+      const r = await fetch('/api/session', { method: 'DELETE', headers: { 'x-csrf-token': s.csrf_token } });
+      return r.status;
+    });
+    assert.equal(ended, 200);
+    await page.locator('#refresh').click();
+    await page.getByText('Your session has expired. Sign in again to continue.').waitFor();
+    b.assertLocalOnly();
+  } finally {
+    await b.close();
+  }
+});
+
+test('requests without the CSRF token are refused even with the session cookie', { timeout: 60_000 }, async () => {
+  const b = await openBrowser();
+  const { page, context } = b;
+  try {
+    await signedIn(page);
+    const cookie = await cookieHeader(context);
+    const body = JSON.stringify({ name: 'forged' });
+
+    // A forged cross-site post: the cookie, no x-csrf-token.
+    const forged = await fetch(`${origin}/v1/spend_keys`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/json', origin: 'https://evil.example' },
+      body,
+    });
+    assert.equal(forged.status, 403, `no CSRF token: ${await forged.text()}`);
+    const wrong = await fetch(`${origin}/v1/spend_keys`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/json', 'x-csrf-token': 'not-the-token' },
+      body,
+    });
+    assert.equal(wrong.status, 403, 'a wrong CSRF token');
+    const signOutForged = await fetch(`${origin}/api/session`, { method: 'DELETE', headers: { cookie } });
+    assert.equal(signOutForged.status, 403, 'signing out also needs the token');
+
+    // From the page itself (the browser attaches the cookie), without the token.
+    const inPage = await page.evaluate(async () => {
+      const r = await fetch('/v1/spend_keys', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'forged' }) });
+      return r.status;
+    });
+    assert.equal(inPage, 403);
+
+    // Control: the same cookie with the session's token is accepted, and nothing forged was created.
+    const session = await (await fetch(`${origin}/api/session`, { headers: { cookie } })).json();
+    const list = await fetch(`${origin}/v1/spend_keys?limit=100`, { headers: { cookie } });
+    assert.equal(list.status, 200);
+    assert.ok(!(await list.json()).data.some((k) => k.name === 'forged'), 'no forged key was created');
+    const ok = await fetch(`${origin}/v1/spend_keys`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/json', 'x-csrf-token': session.csrf_token },
+      body: JSON.stringify({ name: 'with token' }),
+    });
+    assert.ok(ok.status === 200 || ok.status === 201, `with the token: ${ok.status}`);
+    const created = await ok.json();
+    const del = await fetch(`${origin}/v1/spend_keys/${created.spend_key_id}`, { method: 'DELETE', headers: { cookie, 'x-csrf-token': session.csrf_token } });
+    assert.equal(del.status, 200);
+    b.assertLocalOnly();
+  } finally {
+    await b.close();
+  }
+});
+
+test('every page works at 390 px wide', { timeout: 120_000 }, async () => {
+  // Data to show: an Anthropic-format key with limits, created through the wallet API, and a request.
+  const created = await fetch(`${origin}/v1/spend_keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${walletKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      name: 'Claude Code (mobile)',
+      request_shape: 'anthropic',
+      allowed_models: ['claude-sonnet-4-20250514', 'gpt-4o-mini'],
+      spend_limit: { amount: '20.00', cycle: 'weekly' },
+      request_limit: { count: 500, cycle: 'daily' },
+      rate_limit: { rpm: 30, burst: null },
+    }),
+  });
+  assert.ok(created.status === 200 || created.status === 201);
+  const key = await created.json();
+  const msg = await fetch(`${origin}/v1/messages`, {
+    method: 'POST',
+    headers: { 'x-api-key': key.key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'claude-sonnet-4-20250514', max_tokens: 64, messages: [{ role: 'user', content: 'Hi' }] }),
+  });
+  assert.equal(msg.status, 200, await msg.text());
+
+  const b = await openBrowser({ width: 390, height: 844 });
+  const { page } = b;
+  try {
+    await page.goto(`${origin}/`);
+    await page.getByLabel('Wallet API key').waitFor();
+    await noHorizontalOverflow(page, 'sign-in');
+    await screenshot(page, '01-sign-in');
+    await page.getByLabel('Wallet API key').fill(walletKey);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('article.key-card', { hasText: 'Claude Code (mobile)' }).waitFor();
+    await noHorizontalOverflow(page, 'keys');
+    await screenshot(page, '06-keys-list');
+
+    await page.getByRole('link', { name: 'Create spend key' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Create a spend key' }).waitFor();
+    await page.getByLabel('Only the models I choose').check();
+    await noHorizontalOverflow(page, 'create');
+    await screenshot(page, '03-create-form');
+    await page.getByLabel('Name').fill('Phone key');
+    await page.getByRole('radio', { name: /Anthropic/ }).check();
+    await page.getByLabel('All models', { exact: true }).check();
+    await page.getByRole('button', { name: 'Create spend key' }).click();
+    await page.locator('#secret-value').waitFor();
+    assert.equal(await page.locator('[data-base-url="anthropic"]').innerText(), origin, 'Anthropic base URL has no /v1');
+    assert.match(await page.locator('.tabpanel:not([hidden]) pre').innerText(), /ANTHROPIC_BASE_URL=\S+ ANTHROPIC_API_KEY=lava_sk_\S+ claude/);
+    await noHorizontalOverflow(page, 'secret');
+    await screenshot(page, '04-secret-shown');
+
+    await page.goto(`${origin}/#/keys/${encodeURIComponent(key.spend_key_id)}`);
+    await page.getByRole('heading', { level: 1, name: 'Claude Code (mobile)' }).waitFor();
+    const rows = page.locator('[data-section="requests"] tbody tr');
+    await refreshUntil(page, async () => (await rows.count()) >= 1, 'the request in the key’s log');
+    await noHorizontalOverflow(page, 'key detail');
+    await screenshot(page, '05-key-detail');
+
+    await page.getByRole('link', { name: 'Usage', exact: true }).click();
+    await page.locator('[data-chart="Requests per day"] svg').waitFor();
+    await noHorizontalOverflow(page, 'usage');
+    await screenshot(page, '07-usage');
+    b.assertLocalOnly();
+  } finally {
+    await b.close();
+  }
+});

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod gateway;
 pub mod random;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(wallet_api::routes().layer(DefaultBodyLimit::max(body::WALLET_API_BODY_LIMIT)))
+        .merge(dashboard::routes().layer(DefaultBodyLimit::max(body::WALLET_API_BODY_LIMIT)))
         .merge(gateway::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

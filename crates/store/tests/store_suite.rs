@@ -208,18 +208,27 @@ async fn suite(store: Arc<dyn Store>) {
 
     // Usage by day and by model, for one key and for the wallet.
     let days = store
-        .usage_by_day(&wa.id, Some(&bare.id), t("2026-10-01T00:00:00Z").unix_day(), t("2026-11-30T00:00:00Z").unix_day())
+        .usage_by_day(
+            &wa.id,
+            Some(&bare.id),
+            t("2026-10-01T00:00:00Z").unix_day(),
+            t("2026-11-30T00:00:00Z").unix_day(),
+        )
         .await
         .unwrap();
     assert_eq!(days.len(), 3);
-    assert_eq!((days[0].day, days[0].requests, days[0].tokens, days[0].spend), (t("2026-10-31T00:00:00Z").unix_day(), 1, 35, Usd::parse("1").unwrap()));
+    assert_eq!(
+        (days[0].day, days[0].requests, days[0].tokens, days[0].spend),
+        (t("2026-10-31T00:00:00Z").unix_day(), 1, 35, Usd::parse("1").unwrap())
+    );
     let nov = store
         .usage_by_day(&wa.id, None, t("2026-11-01T00:00:00Z").unix_day(), t("2026-11-30T00:00:00Z").unix_day())
         .await
         .unwrap();
     assert_eq!(nov.iter().map(|d| d.requests).sum::<u64>(), 2);
     assert!(store.usage_by_day(&wb.id, None, 0, 100_000).await.unwrap().is_empty(), "wallet isolation");
-    let models = store.usage_by_model(&wa.id, None, t("2026-11-01T00:00:00Z"), t("2026-12-01T00:00:00Z")).await.unwrap();
+    let models =
+        store.usage_by_model(&wa.id, None, t("2026-11-01T00:00:00Z"), t("2026-12-01T00:00:00Z")).await.unwrap();
     assert_eq!(models.len(), 1);
     assert_eq!((models[0].model.as_str(), models[0].requests, models[0].tokens), ("gpt-4o-mini", 2, 70));
     assert_eq!(models[0].spend, Usd::parse("0.250125").unwrap());
@@ -239,7 +248,8 @@ async fn suite(store: Arc<dyn Store>) {
     assert_eq!(store.session(&Secret::presented("other").hash(), now).await.unwrap(), None);
     store.revoke_session(&session.token_hash, now).await.unwrap();
     assert_eq!(store.session(&session.token_hash, now).await.unwrap(), None, "revoked");
-    let second = Session { token_hash: Secret::presented("second").hash(), wallet_key_id: ka2.id.clone(), ..session.clone() };
+    let second =
+        Session { token_hash: Secret::presented("second").hash(), wallet_key_id: ka2.id.clone(), ..session.clone() };
     store.create_session(&second).await.unwrap();
     assert_eq!(store.session(&second.token_hash, now).await.unwrap(), None, "its wallet key was revoked");
 

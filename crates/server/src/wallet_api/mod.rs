@@ -2,6 +2,7 @@
 //! [`keys`], and render [`views`].
 
 pub mod keys;
+pub mod usage;
 pub mod views;
 
 use crate::auth::{Caller, WalletAuth};
@@ -28,6 +29,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/v1/spend_keys", post(create).get(list))
         .route("/v1/spend_keys/{id}", get(retrieve).put(update).patch(update).delete(revoke))
         .route("/v1/spend_keys/{id}/rotate", post(rotate))
+        .route("/v1/spend_keys/{id}/usage", get(usage::key_usage))
+        .route("/v1/usage", get(usage::wallet_usage))
+        .route("/v1/requests", get(usage::list_requests))
+        .route("/v1/requests/export", get(usage::export_requests))
         .route("/v1/models", get(models))
 }
 
@@ -88,7 +93,7 @@ async fn list(
     Ok(Json(ListView { data, has_more, next_cursor }))
 }
 
-fn radix36(mut n: i64) -> String {
+pub(crate) fn radix36(mut n: i64) -> String {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut out = Vec::new();
     loop {

@@ -128,7 +128,7 @@ impl FromRequestParts<AppState> for WalletAuth {
 pub enum Caller {
     Wallet(Principal),
     /// A spend key that is usable now (active, not revoked, not expired).
-    Spend(SpendKey),
+    Spend(Box<SpendKey>),
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -139,7 +139,7 @@ impl FromRequestParts<AppState> for Caller {
             && is_spend_key(state, &secret)
         {
             let (_, key) = crate::gateway::authenticate(state, &parts.headers)?;
-            return Ok(Caller::Spend((*key).clone()));
+            return Ok(Caller::Spend(Box::new((*key).clone())));
         }
         Ok(Caller::Wallet(principal(parts, state).await?))
     }

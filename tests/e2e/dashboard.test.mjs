@@ -98,11 +98,18 @@ async function openBrowser({ width = 1280, height = 900 } = {}) {
   };
 }
 
+/**
+ * A screenshot of the whole page. The window is made as tall as the page for the shot
+ * (rather than fullPage) so that sticky bars sit where a reader expects them.
+ */
 async function screenshot(page, name) {
+  const viewport = page.viewportSize();
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, Math.min(height, 8000)) });
   await page.evaluate(() => window.scrollTo(0, 0));
-  await page.waitForTimeout(150);
-  const width = page.viewportSize().width;
-  await page.screenshot({ path: join(ARTIFACTS, `${name}-${width}.png`), fullPage: true });
+  await page.waitForTimeout(200);
+  await page.screenshot({ path: join(ARTIFACTS, `${name}-${viewport.width}.png`) });
+  await page.setViewportSize(viewport);
 }
 
 async function signIn(page, key = walletKey) {
@@ -114,7 +121,7 @@ async function signIn(page, key = walletKey) {
 async function signedIn(page) {
   await signIn(page);
   await page.locator('#topbar:not([hidden])').waitFor();
-  await page.getByRole('heading', { level: 1, name: 'AI Spend' }).waitFor();
+  await page.getByRole('heading', { level: 1, name: 'AI Spend', exact: true }).waitFor();
 }
 
 /** A chat completion through the gateway with a spend key, from Node (not the browser). */
@@ -237,7 +244,7 @@ test('key lifecycle through the dashboard: create, use, usage, pause, resume, ro
     await page.getByRole('link', { name: 'Create your first spend key' }).click();
 
     // ----- Create form: every control labelled; an API field error shown at its field
-    await page.getByRole('heading', { level: 1, name: 'Create a spend key' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Create a spend key', exact: true }).waitFor();
     assert.deepEqual(await unlabelledControls(page), [], 'every form control has a label');
     await page.getByLabel('Name').fill('E2E agent');
     await page.locator('#f-spend_limit-amount').fill('-5');
@@ -283,16 +290,16 @@ test('key lifecycle through the dashboard: create, use, usage, pause, resume, ro
 
     // ----- Key detail: limits, usage and the request log (allow the record writer time)
     await page.getByRole('link', { name: 'I’ve saved my key' }).click();
-    await page.getByRole('heading', { level: 1, name: 'E2E agent' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'E2E agent', exact: true }).waitFor();
     assert.equal(await page.locator('#secret-value').count(), 0, 'the secret is gone once you leave');
     const logRows = page.locator('[data-section="requests"] tbody tr');
     await refreshUntil(page, async () => (await logRows.count()) >= 1, 'the request in the key’s log');
     const rowsText = await logRows.allInnerTexts();
     assert.ok(rowsText.some((t) => t.includes('gpt-4o-mini') && t.includes('Completed')), `a completed gpt-4o-mini row: ${rowsText}`);
     const spendCard = page.locator('section[data-meter="spend"]');
-    assert.match(await spendCard.innerText(), /\$[\d.,]+ \/ \$5\.00 per month/);
+    assert.match(await spendCard.innerText(), /\$[\d.,]+\s*\/ \$5\.00 per month/);
     const requestsCard = page.locator('section[data-meter="requests"]');
-    assert.match(await requestsCard.innerText(), /\b[12] \/ 100 per day/);
+    assert.match(await requestsCard.innerText(), /\b[12]\s*\/ 100 per day/);
     await refreshUntil(
       page,
       async () => /^[1-9]/.test((await page.locator('[data-total="requests"] .stat-value').innerText()).trim()),
@@ -301,7 +308,7 @@ test('key lifecycle through the dashboard: create, use, usage, pause, resume, ro
     const spendTotal = await page.locator('[data-total="spend"] .stat-value').innerText();
     assert.match(spendTotal, /^\$\d/, 'spend total shown in dollars');
     await page.locator('[data-chart="Requests per day"] svg').waitFor();
-    assert.ok((await page.locator('[data-chart="Spend per day"] svg g.bar').count()) >= 28, 'a bar per day for the last 30 days');
+    await page.waitForFunction(() => document.querySelectorAll('[data-chart="Spend per day"] svg g.bar').length >= 28); // a bar per day, last 30 days
     await page.locator('[data-section="by-model"] [data-model="gpt-4o-mini"]').waitFor();
     const exportHref = await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href');
     assert.match(exportHref, /^\/v1\/requests\/export\?spend_key_id=/);
@@ -338,7 +345,7 @@ test('key lifecycle through the dashboard: create, use, usage, pause, resume, ro
 
     // ----- Usage page: wallet totals and the request log with the key's name
     await page.getByRole('link', { name: 'Usage', exact: true }).click();
-    await page.getByRole('heading', { level: 1, name: 'Usage' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Usage', exact: true }).waitFor();
     const walletRows = page.locator('[data-section="requests"] tbody tr');
     await refreshUntil(page, async () => (await walletRows.count()) >= 1, 'the wallet request log');
     assert.match(await walletRows.first().innerText(), /E2E agent/);
@@ -348,10 +355,27 @@ test('key lifecycle through the dashboard: create, use, usage, pause, resume, ro
     await page.locator('[data-chart="Spend per day"] .chart').hover({ position: { x: 200, y: 100 } });
     await screenshot(page, '07-usage');
 
-    // ----- Pause in the UI -> 401; resume -> works
+    // ----- Edit: the same form, prefilled; only what changed is sent
     await page.goto(`${origin}/#/keys`);
     await page.locator('article.key-card', { hasText: 'E2E agent' }).getByRole('link', { name: 'E2E agent', exact: true }).click();
-    await page.getByRole('heading', { level: 1, name: 'E2E agent' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'E2E agent', exact: true }).waitFor();
+    await page.getByRole('link', { name: 'Edit' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Edit “E2E agent”', exact: true }).waitFor();
+    assert.equal(await page.locator('#f-spend_limit-amount').inputValue(), '5.00');
+    assert.equal(await page.locator('#f-request_limit-count').inputValue(), '100');
+    assert.equal(await page.locator('label[data-model="gpt-4o-mini"] input').isChecked(), true);
+    await page.locator('#f-spend_limit-amount').fill('7.50');
+    await page.locator('#f-request_limit-count').fill('');
+    const patch = page.waitForRequest((r) => r.method() === 'PATCH');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    const sent = JSON.parse((await patch).postData());
+    assert.deepEqual(sent, { spend_limit: { amount: '7.50', cycle: 'monthly' }, request_limit: null }, 'a partial update');
+    await page.getByRole('heading', { level: 1, name: 'E2E agent', exact: true }).waitFor();
+    assert.match(await page.locator('section[data-meter="spend"]').innerText(), /\/ \$7\.50 per month/);
+    assert.match(await page.locator('section[data-meter="requests"]').innerText(), /this month/);
+    assert.match(await page.locator('section[data-meter="requests"]').innerText(), /No limit/);
+
+    // ----- Pause in the UI -> 401; resume -> works
     await page.locator('#toggle-status').click();
     await page.locator('.detail-title [data-status="paused"]').waitFor();
     const paused = await chat(secret);
@@ -370,7 +394,7 @@ test('key lifecycle through the dashboard: create, use, usage, pause, resume, ro
     assert.equal(await page.evaluate(() => document.activeElement.textContent.trim()), 'Rotate', 'focus returns to the opener');
     await page.getByRole('button', { name: 'Rotate' }).click();
     await rotateDialog.getByRole('button', { name: 'Rotate key' }).click();
-    await page.getByRole('heading', { level: 1, name: 'New secret for “E2E agent”' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'New secret for “E2E agent”', exact: true }).waitFor();
     const rotated = (await page.locator('#secret-value').innerText()).trim();
     assert.match(rotated, /^lava_sk_/);
     assert.notEqual(rotated, secret);
@@ -382,7 +406,7 @@ test('key lifecycle through the dashboard: create, use, usage, pause, resume, ro
 
     // ----- Revoke: type the name to confirm; Escape closes; Tab stays in the dialog
     await page.getByRole('link', { name: 'I’ve saved my key' }).click();
-    await page.getByRole('heading', { level: 1, name: 'E2E agent' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'E2E agent', exact: true }).waitFor();
     await page.getByRole('button', { name: 'Revoke' }).click();
     const revokeDialog = page.getByRole('dialog');
     await revokeDialog.waitFor();
@@ -432,7 +456,7 @@ test('an expired or ended session sends the browser back to sign-in', { timeout:
     // Signing in again returns to where you were.
     await page.getByLabel('Wallet API key').fill(walletKey);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Usage' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Usage', exact: true }).waitFor();
 
     // The session ends on the server (signed out elsewhere): same.
     const ended = await page.evaluate(async () => {
@@ -500,6 +524,71 @@ test('requests without the CSRF token are refused even with the session cookie',
   }
 });
 
+test('expired keys are marked; the request log pages with cursors; custom date ranges', { timeout: 120_000 }, async () => {
+  const wallet = { authorization: `Bearer ${walletKey}`, 'content-type': 'application/json' };
+  const expiring = await (
+    await fetch(`${origin}/v1/spend_keys`, {
+      method: 'POST',
+      headers: wallet,
+      body: JSON.stringify({ name: 'Short-lived', expires_at: new Date(Date.now() + 1500).toISOString() }),
+    })
+  ).json();
+  assert.ok(expiring.spend_key_id, JSON.stringify(expiring));
+  const busy = await (await fetch(`${origin}/v1/spend_keys`, { method: 'POST', headers: wallet, body: JSON.stringify({ name: 'Busy agent' }) })).json();
+  const results = await Promise.all(Array.from({ length: 23 }, () => chat(busy.key)));
+  assert.deepEqual(results.map((r) => r.status), Array(23).fill(200));
+  await new Promise((r) => setTimeout(r, 1600));
+
+  const b = await openBrowser();
+  const { page } = b;
+  try {
+    await signedIn(page);
+    const expiredCard = page.locator('article.key-card', { hasText: 'Short-lived' });
+    await expiredCard.waitFor();
+    assert.equal(await expiredCard.locator('[data-status]').innerText(), 'Expired');
+    assert.match(await expiredCard.innerText(), /Expired\s+(just now|\d+ seconds? ago)/);
+    await page.getByLabel('Filter by status').selectOption('expired');
+    assert.deepEqual(await page.locator('article.key-card h2').allInnerTexts(), ['Short-lived']);
+    const gone = await chat(expiring.key);
+    assert.equal(gone.status, 401, 'an expired key is refused');
+
+    await page.goto(`${origin}/#/usage?key=${encodeURIComponent(busy.spend_key_id)}`);
+    await page.getByRole('heading', { level: 1, name: 'Usage', exact: true }).waitFor();
+    await page.locator(`#usage-key option[value="${busy.spend_key_id}"]`).waitFor({ state: 'attached' });
+    assert.equal(await page.locator('#usage-key').inputValue(), busy.spend_key_id, 'the key from the URL is selected');
+    const rows = page.locator('[data-section="requests"] tbody tr');
+    await refreshUntil(page, async () => (await rows.count()) === 20 && (await page.getByRole('button', { name: 'Next' }).isEnabled()), 'a full first page');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText('Page 2 · requests 21–23').waitFor();
+    assert.equal(await rows.count(), 3);
+    assert.equal(await page.getByRole('button', { name: 'Next' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await page.getByText('Page 1 · requests 1–20').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Previous' }).isDisabled(), true);
+    await refreshUntil(page, async () => (await page.locator('[data-total="requests"] .stat-value').innerText()) === '23', 'the usage totals');
+
+    // Custom range: the last two UTC days before today have no requests.
+    const day = (n) => new Date(Date.now() - n * 86_400_000).toISOString().slice(0, 10);
+    await page.getByRole('radio', { name: 'Custom' }).check();
+    await page.getByLabel('From (UTC)').fill(day(2));
+    await page.getByLabel('To (UTC)').fill(day(1));
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-chart="Spend per day"] svg g.bar').length === 2);
+    await page.locator('[data-total="requests"] .stat-value', { hasText: /^0$/ }).waitFor();
+    assert.match(page.url(), new RegExp(`range=custom&from=${day(2)}&to=${day(1)}`));
+    // Today only: every request.
+    await page.getByLabel('From (UTC)').fill(day(0));
+    await page.getByLabel('To (UTC)').fill(day(0));
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.locator('[data-total="requests"] .stat-value', { hasText: /^23$/ }).waitFor();
+    // Charts are drawn once laid out (ResizeObserver), a frame after the totals.
+    await page.waitForFunction(() => document.querySelectorAll('[data-chart="Spend per day"] svg g.bar').length === 1);
+    b.assertLocalOnly();
+  } finally {
+    await b.close();
+  }
+});
+
 test('every page works at 390 px wide', { timeout: 120_000 }, async () => {
   // Data to show: an Anthropic-format key with limits, created through the wallet API, and a request.
   const created = await fetch(`${origin}/v1/spend_keys`, {
@@ -537,7 +626,7 @@ test('every page works at 390 px wide', { timeout: 120_000 }, async () => {
     await screenshot(page, '06-keys-list');
 
     await page.getByRole('link', { name: 'Create spend key' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Create a spend key' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Create a spend key', exact: true }).waitFor();
     await page.getByLabel('Only the models I choose').check();
     await noHorizontalOverflow(page, 'create');
     await screenshot(page, '03-create-form');
@@ -552,7 +641,7 @@ test('every page works at 390 px wide', { timeout: 120_000 }, async () => {
     await screenshot(page, '04-secret-shown');
 
     await page.goto(`${origin}/#/keys/${encodeURIComponent(key.spend_key_id)}`);
-    await page.getByRole('heading', { level: 1, name: 'Claude Code (mobile)' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Claude Code (mobile)', exact: true }).waitFor();
     const rows = page.locator('[data-section="requests"] tbody tr');
     await refreshUntil(page, async () => (await rows.count()) >= 1, 'the request in the key’s log');
     await noHorizontalOverflow(page, 'key detail');

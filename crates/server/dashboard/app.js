@@ -880,7 +880,8 @@
       pct = lim > 0 ? Math.min(1, cur / lim) : 1;
       value = h('span', { class: 'meter-value' }, fmt(cur), h('span', { class: 'of' }, ` / ${money ? fmtUsd(lim) : fmtInt(lim)} ${CYCLE_PER[cycle] || ''}`));
       const fill = h('div', { class: 'meter-fill' });
-      fill.style.width = `${(pct * 100).toFixed(2)}%`;
+      // A sliver for any use at all, so a tiny spend still shows on the bar.
+      fill.style.width = `${cur > 0 ? Math.max(pct * 100, 1.5).toFixed(2) : 0}%`;
       bar = h(
         'div',
         {
@@ -942,8 +943,13 @@
     return h('div', { class: 'tabs' }, tablist, panels);
   }
 
-  function codeBlock(code, what = 'Snippet') {
-    return h('div', { class: 'code' }, h('pre', null, h('code', null, code)), copyButton(code, { cls: 'btn btn-sm copy-btn', what, ariaLabel: `Copy ${what.toLowerCase()}` }));
+  function codeBlock(code, what = 'Code') {
+    return h(
+      'div',
+      { class: 'code' },
+      h('div', { class: 'code-head' }, h('span', null, what), copyButton(code, { cls: 'btn btn-sm copy-btn', what: `${what} snippet`, ariaLabel: `Copy ${what} snippet` })),
+      h('pre', null, h('code', null, code)),
+    );
   }
 
   function defaultModel(format, allowed) {
@@ -978,7 +984,7 @@
           label: 'Claude Code',
           render: () => [
             h('p', { class: 'hint' }, 'Run Claude Code with the gateway as its API. It needs an Anthropic-format key.'),
-            codeBlock(`ANTHROPIC_BASE_URL=${base} ANTHROPIC_API_KEY=${key} claude`, 'Command'),
+            codeBlock(`ANTHROPIC_BASE_URL=${base} ANTHROPIC_API_KEY=${key} claude`, 'Shell'),
           ],
         },
         {
@@ -998,7 +1004,7 @@ message = client.messages.create(
     messages=[{"role": "user", "content": "Hello!"}],
 )
 print(message.content[0].text)`,
-              'Python snippet',
+              'Python',
             ),
           ],
         },
@@ -1019,7 +1025,7 @@ const message = await anthropic.messages.create({
   messages: [{ role: 'user', content: 'Hello!' }],
 });
 console.log(message.content[0].text);`,
-              'JavaScript snippet',
+              'JavaScript',
             ),
           ],
         },
@@ -1032,7 +1038,7 @@ console.log(message.content[0].text);`,
   -H "anthropic-version: 2023-06-01" \\
   -H "content-type: application/json" \\
   -d '{"model": "${model}", "max_tokens": 1024, "messages": [{"role": "user", "content": "Hello!"}]}'`,
-              'curl command',
+              'Shell',
             ),
           ],
         },
@@ -1055,7 +1061,7 @@ response = client.chat.completions.create(
     messages=[{"role": "user", "content": "Hello!"}],
 )
 print(response.choices[0].message.content)`,
-            'Python snippet',
+            'Python',
           ),
         ],
       },
@@ -1075,7 +1081,7 @@ const completion = await openai.chat.completions.create({
   messages: [{ role: 'user', content: 'Hello!' }],
 });
 console.log(completion.choices[0].message.content);`,
-            'JavaScript snippet',
+            'JavaScript',
           ),
         ],
       },
@@ -1087,7 +1093,7 @@ console.log(completion.choices[0].message.content);`,
   -H "Authorization: Bearer ${key}" \\
   -H "Content-Type: application/json" \\
   -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello!"}]}'`,
-            'curl command',
+            'Shell',
           ),
         ],
       },
@@ -1101,7 +1107,7 @@ console.log(completion.choices[0].message.content);`,
             h('li', null, 'Paste the key into “OpenAI API Key”.'),
             h('li', null, 'Turn on “Override OpenAI Base URL” and enter the base URL below.'),
           ),
-          codeBlock(`Base URL: ${base}\nAPI key:  ${key}`, 'Settings'),
+          codeBlock(`Base URL: ${base}\nAPI key:  ${key}`, 'Cursor settings'),
           h('p', { class: 'hint' }, 'Cursor calls the base URL from its own servers, so it must be reachable from the internet.'),
         ],
       },
@@ -1109,14 +1115,14 @@ console.log(completion.choices[0].message.content);`,
         label: 'Codex CLI',
         render: () => [
           h('p', { class: 'hint' }, 'Codex CLI reads the OpenAI base URL and key from the environment.'),
-          codeBlock(`OPENAI_BASE_URL=${base} OPENAI_API_KEY=${key} codex`, 'Command'),
+          codeBlock(`OPENAI_BASE_URL=${base} OPENAI_API_KEY=${key} codex`, 'Shell'),
         ],
       },
       {
         label: 'Other tools',
         render: () => [
           h('p', { class: 'hint' }, 'LangChain, the Vercel AI SDK, Cline and most OpenAI-compatible tools take a base URL and an API key, or read them from the environment.'),
-          codeBlock(`export OPENAI_BASE_URL=${base}\nexport OPENAI_API_KEY=${key}`, 'Environment variables'),
+          codeBlock(`export OPENAI_BASE_URL=${base}\nexport OPENAI_API_KEY=${key}`, 'Shell'),
         ],
       },
     ];
@@ -1373,8 +1379,9 @@ console.log(completion.choices[0].message.content);`,
         h('dd', null, rateText(k.rate_limit)),
         h('dt', null, 'Last used'),
         h('dd', { dataset: { field: 'last-used' } }, timeEl(k.last_used_at)),
-        h('dt', null, k.expires_at ? (st === 'expired' ? 'Expired' : 'Expires') : 'Created'),
-        h('dd', null, timeEl(k.expires_at || k.created_at)),
+        h('dt', null, 'Created'),
+        h('dd', null, timeEl(k.created_at)),
+        k.expires_at ? [h('dt', null, st === 'expired' ? 'Expired' : 'Expires'), h('dd', { dataset: { field: 'expires' } }, timeEl(k.expires_at))] : null,
       ),
       h(
         'div',
@@ -1430,7 +1437,8 @@ console.log(completion.choices[0].message.content);`,
     } catch {
       zone = '';
     }
-    return `${zone ? zone + ', ' : ''}UTC${sign}${hh}:${mm}`;
+    const utc = off === 0 ? 'UTC' : `UTC${sign}${hh}:${mm}`;
+    return zone && zone !== 'UTC' && zone !== 'Etc/UTC' ? `${zone}, ${utc}` : utc;
   }
 
   async function viewKeyForm(ctx, id) {
@@ -1463,6 +1471,13 @@ console.log(completion.choices[0].message.content);`,
       const el = h('p', { class: 'field-error', id: uid('err'), 'aria-live': 'polite', dataset: { errorFor: param } });
       errors.set(param, { el, input: inputEl });
       if (inputEl) {
+        // An error goes away as soon as the field changes.
+        const reset = () => {
+          clear(el);
+          inputEl.removeAttribute('aria-invalid');
+        };
+        inputEl.addEventListener('input', reset);
+        inputEl.addEventListener('change', reset);
         const prev = inputEl.getAttribute('aria-describedby');
         inputEl.setAttribute('aria-describedby', prev ? `${prev} ${el.id}` : el.id);
       }
@@ -1801,7 +1816,12 @@ console.log(completion.choices[0].message.content);`,
         formAlert.hidden = false;
         return formAlert;
       }
-      replace(slot.el, icon('alert'), h('span', null, message));
+      // The API's messages start with the field ("spend_limit.amount: must ..."): next to
+      // the field itself that part is noise.
+      let text = String(message || '');
+      if (param && text.startsWith(`${param}:`)) text = text.slice(param.length + 1).trim();
+      text = text.charAt(0).toUpperCase() + text.slice(1);
+      replace(slot.el, icon('alert'), h('span', null, text));
       if (slot.input) slot.input.setAttribute('aria-invalid', 'true');
       return slot.input && slot.input.matches(FOCUSABLE) ? slot.input : document.getElementById(fieldIds[p]) || slot.el;
     }
@@ -2124,10 +2144,10 @@ console.log(completion.choices[0].message.content);`,
             'div',
             { class: 'big-figure' },
             fmt(cur),
-            h('span', { class: 'of' }, lim !== null && lim !== undefined ? ` / ${money ? fmtUsd(lim) : fmtInt(lim)} ${CYCLE_PER[cycle]}` : ' this month'),
+            h('span', { class: 'of' }, lim !== null && lim !== undefined ? `/ ${money ? fmtUsd(lim) : fmtInt(lim)} ${CYCLE_PER[cycle]}` : 'this month'),
           ),
           bar,
-          h('p', { class: 'foot' }, lim !== null && lim !== undefined ? '' : 'No limit · ', `Lifetime: ${money ? fmtUsd(total) : fmtInt(total) + ' requests'}`),
+          h('p', { class: 'foot' }, lim !== null && lim !== undefined ? '' : 'No limit · ', `Lifetime: ${money ? fmtUsd(total) : `${fmtInt(total)} ${Number(total) === 1 ? 'request' : 'requests'}`}`),
         );
       };
       replace(

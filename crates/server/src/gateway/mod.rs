@@ -285,6 +285,17 @@ fn limit_headers(headers: &mut HeaderMap, key: &SpendKey, headroom: Headroom, st
 /// Response headers of the provider that the client may see.
 const PASSED_BACK: &[&str] = &["content-type", "request-id", "x-request-id", "openai-processing-ms"];
 
+/// The provider's response headers that the client may see.
+fn passed_back(resp: &reqwest::Response) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in PASSED_BACK {
+        if let Some(v) = resp.headers().get(*name) {
+            out.insert(*name, v.clone());
+        }
+    }
+    out
+}
+
 /// How a request reaches its provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
@@ -446,12 +457,7 @@ async fn proxy(
         }
     };
     let status = resp.status();
-    let mut out = HeaderMap::new();
-    for name in PASSED_BACK {
-        if let Some(v) = resp.headers().get(*name) {
-            out.insert(*name, v.clone());
-        }
-    }
+    let mut out = passed_back(&resp);
     limit_headers(&mut out, &rules, headroom, state);
     if let Some(tokens) = lowered {
         put(&mut out, "x-spendgate-max-tokens-lowered", tokens);
@@ -538,13 +544,7 @@ fn unreachable_provider(provider: &str, e: &reqwest::Error) -> ApiError {
 
 /// The provider's answer as it is (status, body, passable headers).
 async fn pass_back(resp: reqwest::Response) -> Response {
-    let status = resp.status();
-    let mut out = HeaderMap::new();
-    for name in PASSED_BACK {
-        if let Some(v) = resp.headers().get(*name) {
-            out.insert(*name, v.clone());
-        }
-    }
+    let (status, out) = (resp.status(), passed_back(&resp));
     let body = resp.bytes().await.unwrap_or_default();
     (status, out, body).into_response()
 }

@@ -54,26 +54,20 @@ async fn create(
     Ok((StatusCode::CREATED, Json(render(&state, &key, Some(&secret)).await?)))
 }
 
-fn parse_page(query: &HashMap<String, String>) -> Result<(Option<i64>, u32), ApiError> {
+/// `limit` (1..=100, default 10) and `cursor` (a `seq` written as `prefix` + base 36)
+/// from a list call's query.
+pub(crate) fn parse_page(query: &HashMap<String, String>, prefix: &str) -> Result<(Option<i64>, u32), ApiError> {
     let limit = match query.get("limit").map(String::as_str) {
         None | Some("") => DEFAULT_PAGE,
-        Some(l) => match l.parse::<u32>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid(
-                    "limit",
-                    format!("limit: must be a whole number from 1 to {MAX_PAGE}, got {l:?}"),
-                ));
-            }
-        },
+        Some(l) => l.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+            ApiError::invalid("limit", format!("limit: must be a whole number from 1 to {MAX_PAGE}, got {l:?}"))
+        })?,
     };
     let before = match query.get("cursor").map(String::as_str) {
         None | Some("") => None,
-        Some(c) => {
-            Some(c.strip_prefix(CURSOR_PREFIX).and_then(|n| i64::from_str_radix(n, 36).ok()).ok_or_else(|| {
-                ApiError::invalid("cursor", "cursor: is not a cursor this API returned (use next_cursor)")
-            })?)
-        }
+        Some(c) => Some(c.strip_prefix(prefix).and_then(|n| i64::from_str_radix(n, 36).ok()).ok_or_else(|| {
+            ApiError::invalid("cursor", "cursor: is not a cursor this API returned (use next_cursor)")
+        })?),
     };
     Ok((before, limit))
 }
@@ -83,7 +77,7 @@ async fn list(
     WalletAuth(auth): WalletAuth,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<ListView<SpendKeyView>>, ApiError> {
-    let (before, limit) = parse_page(&query)?;
+    let (before, limit) = parse_page(&query, CURSOR_PREFIX)?;
     let (page, has_more) = keys::list(&state, &auth.wallet_id, before, limit).await?;
     let next_cursor = if has_more { page.last().map(|l| format!("{CURSOR_PREFIX}{}", radix36(l.seq))) } else { None };
     let mut data = Vec::with_capacity(page.len());
@@ -168,14 +162,14 @@ mod tests {
         for seq in [0i64, 1, 35, 36, 1_000_000, i64::MAX] {
             let mut q = HashMap::new();
             q.insert("cursor".to_string(), format!("{CURSOR_PREFIX}{}", radix36(seq)));
-            assert_eq!(parse_page(&q).unwrap(), (Some(seq), DEFAULT_PAGE));
+            assert_eq!(parse_page(&q, CURSOR_PREFIX).unwrap(), (Some(seq), DEFAULT_PAGE));
         }
         let mut q = HashMap::new();
         q.insert("cursor".to_string(), "garbage".to_string());
-        assert_eq!(parse_page(&q).unwrap_err().param.as_deref(), Some("cursor"));
+        assert_eq!(parse_page(&q, CURSOR_PREFIX).unwrap_err().param.as_deref(), Some("cursor"));
         for bad in ["0", "101", "-1", "ten", "1.5"] {
             let q = HashMap::from([("limit".to_string(), bad.to_string())]);
-            assert_eq!(parse_page(&q).unwrap_err().param.as_deref(), Some("limit"), "{bad}");
+            assert_eq!(parse_page(&q, CURSOR_PREFIX).unwrap_err().param.as_deref(), Some("limit"), "{bad}");
         }
     }
 }

@@ -144,20 +144,7 @@ pub async fn list_requests(
     WalletAuth(auth): WalletAuth,
     Query(p): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = match p.get("limit").map(String::as_str) {
-        None | Some("") => super::DEFAULT_PAGE,
-        Some(l) => l.parse::<u32>().ok().filter(|n| (1..=super::MAX_PAGE).contains(n)).ok_or_else(|| {
-            ApiError::invalid("limit", format!("limit: must be a whole number from 1 to {}", super::MAX_PAGE))
-        })?,
-    };
-    let before = match p.get("cursor").filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => {
-            Some(c.strip_prefix(CURSOR_PREFIX).and_then(|n| i64::from_str_radix(n, 36).ok()).ok_or_else(|| {
-                ApiError::invalid("cursor", "cursor: is not a cursor this API returned (use next_cursor)")
-            })?)
-        }
-    };
+    let (before, limit) = super::parse_page(&p, CURSOR_PREFIX)?;
     state.recorder.flush().await;
     let key = key_filter(&p);
     let mut rows = state.store.list_requests(&auth.wallet_id, key.as_ref(), before, limit + 1).await?;

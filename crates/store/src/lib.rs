@@ -116,9 +116,6 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_spend_key(&self, key: &SpendKey) -> Result<(), StoreError>;
     /// An unrevoked spend key of `wallet` (another wallet's key is `None`, as unknown).
     async fn spend_key(&self, wallet: &WalletId, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError>;
-    /// A spend key by the hash of its current secret, revoked or not (so that a
-    /// revoked key can be told apart from an unknown one).
-    async fn spend_key_by_hash(&self, hash: &KeyHash) -> Result<Option<SpendKey>, StoreError>;
     /// Unrevoked keys of `wallet`, newest first, created before `before` (a `seq`).
     async fn list_spend_keys(
         &self,

@@ -261,13 +261,6 @@ impl Store for SqliteStore {
         Ok(row.as_ref().map(spend_key_from_row).transpose()?.map(|l| l.key))
     }
 
-    async fn spend_key_by_hash(&self, hash: &KeyHash) -> Result<Option<SpendKey>, StoreError> {
-        let sql = format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE key_hash = ?");
-        let row = sqlx::query(&sql).bind(&hash.0[..]).fetch_optional(&self.pool).await?;
-        let key = row.as_ref().map(spend_key_from_row).transpose()?.map(|l| l.key);
-        Ok(key.filter(|k| k.key_hash.ct_eq(hash)))
-    }
-
     async fn list_spend_keys(
         &self,
         wallet: &WalletId,

@@ -157,6 +157,11 @@ impl ApiError {
             }),
         };
         let mut response = (self.kind.status(), axum::Json(body)).into_response();
+        if self.kind == ErrorKind::PayloadTooLarge {
+            // The rest of the body was not read: this connection cannot carry another
+            // request, so tell the client not to reuse it (else its next request on it fails).
+            response.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response.headers_mut().extend(self.headers);
         response
     }

@@ -56,6 +56,8 @@ async fn usage_of(
     params: &HashMap<String, String>,
 ) -> Result<Value, ApiError> {
     let (start, end) = range(params, state.now())?;
+    // Read your writes: requests already answered are in the figures.
+    state.recorder.flush().await;
     let (first, last) = (start.unix_day(), end.plus_millis(-1).unix_day());
     let days: HashMap<i64, DayTotal> =
         state.store.usage_by_day(wallet, key, first, last).await?.into_iter().map(|d| (d.day, d)).collect();

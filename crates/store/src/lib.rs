@@ -1,10 +1,15 @@
 //! spendgate's durable state: wallets, wallet API keys, spend keys and request
 //! records, behind the [`Store`] trait. The store keeps what it is given; rules live
-//! in `spendgate-core`. Implementations: [`SqliteStore`] (embedded default).
+//! in `spendgate-core`. Implementations: [`SqliteStore`] (embedded default) and
+//! [`PostgresStore`] (shared by the instances of a cluster).
 #![forbid(unsafe_code)]
 
+mod postgres;
+mod rows;
 mod sqlite;
+pub mod testing;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -15,8 +20,10 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database URL {0:?} is not supported; use sqlite://PATH")]
+    #[error("database URL {0:?} is not supported; use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
+    #[error("{0} needs a PostgreSQL database (--database postgres://...)")]
+    NeedsPostgres(&'static str),
     #[error("the database schema is version {found}, newer than this spendgate knows ({known}); upgrade spendgate")]
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
@@ -129,13 +136,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every spend key, revoked ones included (the gateway's in-memory map).
     async fn all_spend_keys(&self) -> Result<Vec<SpendKey>, StoreError>;
+    /// A spend key by id, whatever its wallet, revoked or not (a gateway refreshing its
+    /// copy after another instance changed the key).
+    async fn spend_key_by_id(&self, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError>;
+    /// A spend key by the hash of its secret, revoked or not (a gateway meeting a key
+    /// that another instance created).
+    async fn spend_key_by_hash(&self, hash: &KeyHash) -> Result<Option<SpendKey>, StoreError>;
     /// Per key and day, usage on `since_day` (days since the epoch) and after.
     async fn usage_days(&self, since_day: i64) -> Result<Vec<UsageDay>, StoreError>;
     /// Per key, lifetime totals.
     async fn usage_totals(&self) -> Result<Vec<UsageTotal>, StoreError>;
 
-    /// Appends request records and their daily aggregates in one transaction.
-    async fn record_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError>;
+    /// Appends request records and their daily aggregates in one transaction. A record
+    /// whose id is already stored is skipped (a retried batch counts once). Returns the
+    /// counter epoch the batch was committed in (see [`CounterRebuild`]; empty where the
+    /// backend has none).
+    async fn record_requests(&self, records: &[RequestRecord]) -> Result<String, StoreError>;
     /// Request records of `wallet` (of one key, if given), newest first, before `before`
     /// (a `seq`).
     async fn list_requests(
@@ -175,13 +191,39 @@ pub trait Store: Send + Sync + 'static {
         spend_since: Timestamp,
         requests_since: Timestamp,
     ) -> Result<KeyUsage, StoreError>;
+
+    /// Starts rebuilding shared counters from the ledger (cluster mode): until the
+    /// rebuild commits or is dropped, no batch of records commits, so the figures it
+    /// reads and the epoch it sets agree with every batch's.
+    async fn begin_rebuild(&self) -> Result<Box<dyn CounterRebuild>, StoreError> {
+        Err(StoreError::NeedsPostgres("shared counters (--redis)"))
+    }
 }
 
-/// Opens the store a URL names (`sqlite://PATH`; PostgreSQL in cluster mode later),
-/// applying migrations.
+/// The ledger's figures for rebuilding shared counters, read in one transaction that
+/// excludes the writers of request records (PostgreSQL: an advisory lock they take
+/// shared). Commit sets the new epoch: a batch committed before it is in these figures,
+/// one committed after it notes the new epoch.
+#[async_trait]
+pub trait CounterRebuild: Send {
+    /// Every spend key's id and version.
+    async fn key_versions(&mut self) -> Result<Vec<(SpendKeyId, i64)>, StoreError>;
+    /// Per key and day, usage on `since_day` and after.
+    async fn usage_days(&mut self, since_day: i64) -> Result<Vec<UsageDay>, StoreError>;
+    /// Per key, lifetime totals.
+    async fn usage_totals(&mut self) -> Result<Vec<UsageTotal>, StoreError>;
+    /// Stores `epoch` as the counters' epoch and ends the transaction.
+    async fn commit(self: Box<Self>, epoch: &str) -> Result<(), StoreError>;
+}
+
+/// Opens the store a URL names (`sqlite://PATH` or `postgres://...`), applying
+/// migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         return Ok(Arc::new(SqliteStore::open(path).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::open(url).await?));
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))
 }

@@ -7,6 +7,7 @@ use spendgate_core::{
     Cycle, KeyStatus, RateLimit, RequestLimit, Secret, SpendKey, SpendKeyId, SpendLimit, Timestamp, TokenUsage, Usd,
     Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
 };
+use spendgate_store::testing::TestDatabase;
 use spendgate_store::{RequestRecord, Session, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -154,6 +155,12 @@ async fn suite(store: Arc<dyn Store>) {
     let mut again = revoked.clone();
     again.version += 1;
     assert!(!store.update_spend_key(&again, revoked.version).await.unwrap(), "revoked keys are final");
+    // A gateway's lookups find any key, revoked too, whatever its wallet.
+    assert_eq!(store.spend_key_by_id(&k1.id).await.unwrap(), Some(revoked.clone()));
+    assert_eq!(store.spend_key_by_hash(&revoked.key_hash).await.unwrap(), Some(revoked.clone()));
+    assert_eq!(store.spend_key_by_hash(&bare.key_hash).await.unwrap(), Some(bare.clone()));
+    assert_eq!(store.spend_key_by_id(&SpendKeyId::new("key_none")).await.unwrap(), None);
+    assert_eq!(store.spend_key_by_hash(&Secret::presented("lava_sk_none").hash()).await.unwrap(), None);
 
     // Usage: totals and current-cycle figures from the records.
     let usage = store.key_usage(&bare.id, now, now).await.unwrap();
@@ -248,13 +255,15 @@ async fn suite(store: Arc<dyn Store>) {
     store.create_session(&second).await.unwrap();
     assert_eq!(store.session(&second.token_hash, now).await.unwrap(), None, "its wallet key was revoked");
 
-    let dup = record(&bare, "2026-11-23T09:00:00Z", "1");
-    let fresh = record(&bare, "2026-11-23T09:30:00Z", "1");
-    assert!(
-        store.record_requests(&[fresh, dup.clone(), dup]).await.is_err(),
-        "a batch with a duplicate id is refused whole"
-    );
-    assert_eq!(store.key_usage(&bare.id, month, day).await.unwrap(), usage, "nothing of a refused batch counts");
+    // A retried batch (or a record listed twice) counts once.
+    let first = record(&bare, "2026-11-23T09:00:00Z", "1");
+    let fresh = record(&bare, "2026-11-23T09:30:00Z", "2");
+    store.record_requests(std::slice::from_ref(&first)).await.unwrap();
+    store.record_requests(&[fresh.clone(), first.clone(), fresh]).await.unwrap();
+    let after = store.key_usage(&bare.id, month, day).await.unwrap();
+    assert_eq!(after.total_requests, usage.total_requests + 2);
+    assert_eq!(after.total_spend, usage.total_spend + Usd::parse("3").unwrap());
+    assert_eq!(store.list_requests(&wa.id, Some(&bare.id), None, 100).await.unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -267,6 +276,69 @@ async fn sqlite_store_meets_the_contract() {
     // Reopening migrates nothing and keeps everything.
     let reopened = spendgate_store::open(&format!("sqlite://{}", path.display())).await.unwrap();
     assert_eq!(reopened.list_wallets().await.unwrap().len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn postgres_store_meets_the_contract() {
+    let Some(db) = TestDatabase::create().await else { return };
+    let store = spendgate_store::open(&db.url).await.unwrap();
+    suite(store).await;
+    // Reopening (another instance starting) migrates nothing and keeps everything.
+    let reopened = spendgate_store::open(&db.url).await.unwrap();
+    assert_eq!(reopened.list_wallets().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn instances_starting_together_migrate_once() {
+    let Some(db) = TestDatabase::create().await else { return };
+    let opens = (0..4).map(|_| spendgate_store::open(&db.url));
+    for store in futures_util::future::join_all(opens).await {
+        store.unwrap().ping().await.unwrap();
+    }
+}
+
+/// The ledger and the shared counters' epoch: a rebuild excludes record writers, and a
+/// batch reports the epoch it committed in.
+#[tokio::test]
+async fn counter_rebuilds_exclude_record_writers() {
+    let Some(db) = TestDatabase::create().await else { return };
+    let store = spendgate_store::open(&db.url).await.unwrap();
+    let now = t("2026-11-23T10:00:00Z");
+    let (w, k, _) = wallet(now);
+    store.create_wallet(&w, &k).await.unwrap();
+    let key = spend_key(&w.id, "k", now);
+    store.insert_spend_key(&key).await.unwrap();
+    assert_eq!(store.record_requests(&[record(&key, "2026-11-23T09:00:00Z", "1")]).await.unwrap(), "");
+
+    let mut rebuild = store.begin_rebuild().await.unwrap();
+    // A writer waits for the rebuild to end...
+    let writer = {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::spawn(async move { store.record_requests(&[record(&key, "2026-11-23T09:30:00Z", "2")]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!writer.is_finished(), "a batch must not commit during a rebuild");
+    assert_eq!(rebuild.key_versions().await.unwrap(), vec![(key.id.clone(), key.version)]);
+    let totals = rebuild.usage_totals().await.unwrap();
+    assert_eq!(
+        (totals[0].spend, totals[0].requests),
+        (Usd::parse("1").unwrap(), 1),
+        "the rebuild sees the first batch only"
+    );
+    assert_eq!(rebuild.usage_days(0).await.unwrap().len(), 1);
+    rebuild.commit("epoch-2").await.unwrap();
+    // ...and then commits in the new epoch.
+    assert_eq!(writer.await.unwrap().unwrap(), "epoch-2");
+    assert_eq!(store.usage_totals().await.unwrap()[0].requests, 2);
+}
+
+#[tokio::test]
+async fn sqlite_has_no_counter_rebuilds() {
+    let dir = std::env::temp_dir().join(format!("spendgate-store-rebuild-{}", std::process::id()));
+    let store = spendgate_store::open(&format!("sqlite://{}", dir.join("s.db").display())).await.unwrap();
+    let err = store.begin_rebuild().await.err().unwrap();
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -95,6 +95,13 @@ pub struct TokenUsage {
     pub output: u64,
 }
 
+impl TokenUsage {
+    /// Every token, input (uncached, cached, cache-write) and output.
+    pub fn total(&self) -> u64 {
+        self.input.saturating_add(self.cached_input).saturating_add(self.cache_write).saturating_add(self.output)
+    }
+}
+
 impl Prices {
     /// The cost of `usage`, rounded up to the next nano-dollar (never undercharge).
     pub fn cost(&self, usage: &TokenUsage) -> Usd {

@@ -64,7 +64,7 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>)
         let mut delay = Duration::from_millis(50);
         while !records.is_empty() {
             match store.record_requests(&records).await {
-                Ok(()) => records.clear(),
+                Ok(_) => records.clear(),
                 Err(e) => {
                     tracing::warn!(error = %e, records = records.len(), "writing request records failed; retrying");
                     tokio::time::sleep(delay).await;

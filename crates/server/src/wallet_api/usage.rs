@@ -129,7 +129,7 @@ pub fn record_view(r: &RequestRecord) -> Value {
             "cached_input_tokens": u.cached_input,
             "cache_write_tokens": u.cache_write,
             "output_tokens": u.output,
-            "total_tokens": u.input + u.cached_input + u.cache_write + u.output,
+            "total_tokens": u.total(),
         },
         "cost": r.cost.to_string(),
         "latency_ms": r.latency_ms,
@@ -202,7 +202,7 @@ pub async fn export_requests(
                 u.cached_input.to_string(),
                 u.cache_write.to_string(),
                 u.output.to_string(),
-                (u.input + u.cached_input + u.cache_write + u.output).to_string(),
+                u.total().to_string(),
                 r.cost.to_string(),
                 r.latency_ms.to_string(),
             ];

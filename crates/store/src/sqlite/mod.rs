@@ -3,16 +3,16 @@
 
 mod migrate;
 
+use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, big, bind_spend_key, ts};
 use crate::{DayTotal, Listed, ModelTotal, RequestRecord, Session, Store, StoreError, UsageDay, UsageTotal};
 use async_trait::async_trait;
 use spendgate_core::{
-    Cycle, KeyHash, KeyStatus, KeyUsage, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit, Timestamp,
-    TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
+    KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Usd, Wallet, WalletId, WalletKey, WalletKeyId,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
+use std::collections::HashSet;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 pub struct SqliteStore {
@@ -38,98 +38,6 @@ impl SqliteStore {
     }
 }
 
-const SPEND_KEY_COLUMNS: &str = "seq, id, wallet_id, name, status, request_shape, allowed_models, allowed_providers, \
-    spend_limit_nanos, spend_limit_cycle, request_limit_count, request_limit_cycle, rate_limit_rpm, \
-    rate_limit_burst, expires_at, key_hash, key_preview, created_at, updated_at, revoked_at, version";
-
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_unix_millis(ms)
-}
-
-fn hash_of(row: &SqliteRow) -> Result<KeyHash, StoreError> {
-    let bytes: Vec<u8> = row.try_get("key_hash")?;
-    KeyHash::from_slice(&bytes).ok_or_else(|| corrupt("key_hash is not 32 bytes"))
-}
-
-fn names_to_json(names: &Option<Vec<String>>) -> Option<String> {
-    names.as_ref().map(|n| serde_json::Value::from(n.clone()).to_string())
-}
-
-fn names_from_json(text: Option<String>) -> Result<Option<Vec<String>>, StoreError> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(format!("name list: {e}")))).transpose()
-}
-
-fn cycle(text: Option<String>) -> Result<Option<Cycle>, StoreError> {
-    text.map(|c| Cycle::from_str(&c).map_err(corrupt)).transpose()
-}
-
-fn spend_key_from_row(row: &SqliteRow) -> Result<Listed, StoreError> {
-    let status: String = row.try_get("status")?;
-    let shape: String = row.try_get("request_shape")?;
-    let spend_limit =
-        match (row.try_get::<Option<i64>, _>("spend_limit_nanos")?, cycle(row.try_get("spend_limit_cycle")?)?) {
-            (Some(nanos), Some(cycle)) => Some(SpendLimit { amount: Usd::from_nanos(nanos), cycle }),
-            _ => None,
-        };
-    let request_limit =
-        match (row.try_get::<Option<i64>, _>("request_limit_count")?, cycle(row.try_get("request_limit_cycle")?)?) {
-            (Some(count), Some(cycle)) => Some(RequestLimit { count: count as u64, cycle }),
-            _ => None,
-        };
-    let rate_limit = row.try_get::<Option<i64>, _>("rate_limit_rpm")?.map(|rpm| RateLimit {
-        rpm: rpm as u32,
-        burst: row.try_get::<Option<i64>, _>("rate_limit_burst").ok().flatten().map(|b| b as u32),
-    });
-    let key = SpendKey {
-        id: SpendKeyId::new(row.try_get::<String, _>("id")?),
-        wallet_id: WalletId::new(row.try_get::<String, _>("wallet_id")?),
-        name: row.try_get("name")?,
-        status: KeyStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status:?}")))?,
-        request_shape: match shape.as_str() {
-            "anthropic" => WireFormat::Anthropic,
-            "openai" => WireFormat::OpenAi,
-            other => return Err(corrupt(format!("request_shape {other:?}"))),
-        },
-        allowed_models: names_from_json(row.try_get("allowed_models")?)?,
-        allowed_providers: names_from_json(row.try_get("allowed_providers")?)?,
-        spend_limit,
-        request_limit,
-        rate_limit,
-        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(ts),
-        key_hash: hash_of(row)?,
-        key_preview: row.try_get("key_preview")?,
-        created_at: ts(row.try_get("created_at")?),
-        updated_at: ts(row.try_get("updated_at")?),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
-        version: row.try_get("version")?,
-    };
-    Ok(Listed { seq: row.try_get("seq")?, key })
-}
-
-fn wallet_key_from_row(row: &SqliteRow) -> Result<WalletKey, StoreError> {
-    Ok(WalletKey {
-        id: WalletKeyId::new(row.try_get::<String, _>("id")?),
-        wallet_id: WalletId::new(row.try_get::<String, _>("wallet_id")?),
-        name: row.try_get("name")?,
-        key_hash: hash_of(row)?,
-        key_preview: row.try_get("key_preview")?,
-        created_at: ts(row.try_get("created_at")?),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
-    })
-}
-
-fn wallet_from_row(row: &SqliteRow) -> Result<Wallet, StoreError> {
-    Ok(Wallet {
-        id: WalletId::new(row.try_get::<String, _>("id")?),
-        name: row.try_get("name")?,
-        created_at: ts(row.try_get("created_at")?),
-    })
-}
-
 async fn insert_wallet_key<'e>(
     exec: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
     k: &WalletKey,
@@ -148,33 +56,6 @@ async fn insert_wallet_key<'e>(
     .execute(exec)
     .await?;
     Ok(())
-}
-
-/// Binds every column of a spend key but `seq`, in `SPEND_KEY_COLUMNS` order.
-fn bind_spend_key<'q>(
-    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    k: &'q SpendKey,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    q.bind(k.id.as_str())
-        .bind(k.wallet_id.as_str())
-        .bind(&k.name)
-        .bind(k.status.as_str())
-        .bind(k.request_shape.as_str())
-        .bind(names_to_json(&k.allowed_models))
-        .bind(names_to_json(&k.allowed_providers))
-        .bind(k.spend_limit.map(|l| l.amount.nanos()))
-        .bind(k.spend_limit.map(|l| l.cycle.as_str()))
-        .bind(k.request_limit.map(|l| l.count as i64))
-        .bind(k.request_limit.map(|l| l.cycle.as_str()))
-        .bind(k.rate_limit.map(|l| i64::from(l.rpm)))
-        .bind(k.rate_limit.and_then(|l| l.burst).map(i64::from))
-        .bind(k.expires_at.map(Timestamp::unix_millis))
-        .bind(&k.key_hash.0[..])
-        .bind(&k.key_preview)
-        .bind(k.created_at.unix_millis())
-        .bind(k.updated_at.unix_millis())
-        .bind(k.revoked_at.map(Timestamp::unix_millis))
-        .bind(k.version)
 }
 
 #[async_trait]
@@ -201,7 +82,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT id, name, created_at FROM wallets ORDER BY created_at, id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(wallet_from_row).collect()
+        rows.iter().map(rows::wallet).collect()
     }
 
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
@@ -209,7 +90,7 @@ impl Store for SqliteStore {
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(wallet_from_row).transpose()
+        row.as_ref().map(rows::wallet).transpose()
     }
 
     async fn insert_wallet_key(&self, key: &WalletKey) -> Result<(), StoreError> {
@@ -221,7 +102,7 @@ impl Store for SqliteStore {
             .bind(wallet.as_str())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(wallet_key_from_row).collect()
+        rows.iter().map(rows::wallet_key).collect()
     }
 
     async fn revoke_wallet_key(&self, wallet: &WalletId, id: &WalletKeyId, at: Timestamp) -> Result<bool, StoreError> {
@@ -240,7 +121,7 @@ impl Store for SqliteStore {
             .bind(&hash.0[..])
             .fetch_optional(&self.pool)
             .await?;
-        let key = row.as_ref().map(wallet_key_from_row).transpose()?;
+        let key = row.as_ref().map(rows::wallet_key).transpose()?;
         Ok(key.filter(|k| k.key_hash.ct_eq(hash)))
     }
 
@@ -258,7 +139,7 @@ impl Store for SqliteStore {
         let sql =
             format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE id = ? AND wallet_id = ? AND revoked_at IS NULL");
         let row = sqlx::query(&sql).bind(id.as_str()).bind(wallet.as_str()).fetch_optional(&self.pool).await?;
-        Ok(row.as_ref().map(spend_key_from_row).transpose()?.map(|l| l.key))
+        Ok(row.as_ref().map(rows::spend_key).transpose()?.map(|l| l.key))
     }
 
     async fn list_spend_keys(
@@ -277,46 +158,40 @@ impl Store for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(spend_key_from_row).collect()
+        rows.iter().map(rows::spend_key).collect()
     }
 
     async fn update_spend_key(&self, key: &SpendKey, expected_version: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE spend_keys SET name = ?, status = ?, request_shape = ?, allowed_models = ?, \
-             allowed_providers = ?, spend_limit_nanos = ?, spend_limit_cycle = ?, request_limit_count = ?, \
-             request_limit_cycle = ?, rate_limit_rpm = ?, rate_limit_burst = ?, expires_at = ?, key_hash = ?, \
-             key_preview = ?, updated_at = ?, revoked_at = ?, version = ? \
-             WHERE id = ? AND wallet_id = ? AND version = ? AND revoked_at IS NULL",
-        )
-        .bind(&key.name)
-        .bind(key.status.as_str())
-        .bind(key.request_shape.as_str())
-        .bind(names_to_json(&key.allowed_models))
-        .bind(names_to_json(&key.allowed_providers))
-        .bind(key.spend_limit.map(|l| l.amount.nanos()))
-        .bind(key.spend_limit.map(|l| l.cycle.as_str()))
-        .bind(key.request_limit.map(|l| l.count as i64))
-        .bind(key.request_limit.map(|l| l.cycle.as_str()))
-        .bind(key.rate_limit.map(|l| i64::from(l.rpm)))
-        .bind(key.rate_limit.and_then(|l| l.burst).map(i64::from))
-        .bind(key.expires_at.map(Timestamp::unix_millis))
-        .bind(&key.key_hash.0[..])
-        .bind(&key.key_preview)
-        .bind(key.updated_at.unix_millis())
-        .bind(key.revoked_at.map(Timestamp::unix_millis))
-        .bind(key.version)
-        .bind(key.id.as_str())
-        .bind(key.wallet_id.as_str())
-        .bind(expected_version)
-        .execute(&self.pool)
-        .await?;
+        let sql = format!(
+            "UPDATE spend_keys SET {} WHERE id = ? AND wallet_id = ? AND version = ? AND revoked_at IS NULL",
+            rows::spend_key_assignments(|_| "?".to_string())
+        );
+        let done = bind_spend_key(sqlx::query(&sql), key)
+            .bind(key.id.as_str())
+            .bind(key.wallet_id.as_str())
+            .bind(expected_version)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn all_spend_keys(&self) -> Result<Vec<SpendKey>, StoreError> {
         let sql = format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys ORDER BY seq");
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| spend_key_from_row(r).map(|l| l.key)).collect()
+        rows.iter().map(|r| rows::spend_key(r).map(|l| l.key)).collect()
+    }
+
+    async fn spend_key_by_id(&self, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError> {
+        let sql = format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE id = ?");
+        let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(rows::spend_key).transpose()?.map(|l| l.key))
+    }
+
+    async fn spend_key_by_hash(&self, hash: &KeyHash) -> Result<Option<SpendKey>, StoreError> {
+        let sql = format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE key_hash = ?");
+        let row = sqlx::query(&sql).bind(&hash.0[..]).fetch_optional(&self.pool).await?;
+        let key = row.as_ref().map(rows::spend_key).transpose()?.map(|l| l.key);
+        Ok(key.filter(|k| k.key_hash.ct_eq(hash)))
     }
 
     async fn usage_days(&self, since_day: i64) -> Result<Vec<UsageDay>, StoreError> {
@@ -324,16 +199,7 @@ impl Store for SqliteStore {
             .bind(since_day)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UsageDay {
-                    key_id: SpendKeyId::new(r.try_get::<String, _>("key_id")?),
-                    day: r.try_get("day")?,
-                    spend: Usd::from_nanos(r.try_get("spend_nanos")?),
-                    requests: r.try_get::<i64, _>("requests")? as u64,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::usage_day).collect()
     }
 
     async fn usage_totals(&self) -> Result<Vec<UsageTotal>, StoreError> {
@@ -343,29 +209,18 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UsageTotal {
-                    key_id: SpendKeyId::new(r.try_get::<String, _>("key_id")?),
-                    spend: Usd::from_nanos(r.try_get("spend")?),
-                    requests: r.try_get::<i64, _>("requests")? as u64,
-                    last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(ts),
-                })
-            })
-            .collect()
+        rows.iter().map(rows::usage_total).collect()
     }
 
-    async fn record_requests(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
+    async fn record_requests(&self, records: &[RequestRecord]) -> Result<String, StoreError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(String::new());
         }
         let mut tx = self.pool.begin().await?;
         // SQLite allows 32766 bound parameters; 14 per record.
+        let mut inserted = HashSet::new();
         for chunk in records.chunks(1000) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO request_records (id, key_id, wallet_id, model, provider, endpoint, status, input_tokens, \
-                 cached_input_tokens, cache_write_tokens, output_tokens, cost_nanos, latency_ms, created_at) ",
-            );
+            let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.id)
                     .push_bind(r.key_id.as_str())
@@ -374,36 +229,42 @@ impl Store for SqliteStore {
                     .push_bind(&r.provider)
                     .push_bind(&r.endpoint)
                     .push_bind(i64::from(r.status))
-                    .push_bind(r.usage.input as i64)
-                    .push_bind(r.usage.cached_input as i64)
-                    .push_bind(r.usage.cache_write as i64)
-                    .push_bind(r.usage.output as i64)
+                    .push_bind(big(r.usage.input))
+                    .push_bind(big(r.usage.cached_input))
+                    .push_bind(big(r.usage.cache_write))
+                    .push_bind(big(r.usage.output))
                     .push_bind(r.cost.nanos())
-                    .push_bind(r.latency_ms as i64)
+                    .push_bind(big(r.latency_ms))
                     .push_bind(r.created_at.unix_millis());
             });
-            q.build().execute(&mut *tx).await?;
+            q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            for row in q.build().fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get::<String, _>("id")?);
+            }
         }
-        for r in records {
-            let u = &r.usage;
-            let tokens = (u.input + u.cached_input + u.cache_write + u.output) as i64;
-            sqlx::query(
-                "INSERT INTO key_usage_daily (key_id, day, requests, spend_nanos, tokens, last_used_at) \
-                 VALUES (?, ?, 1, ?, ?, ?) \
-                 ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + 1, \
+        // Each record once, even when a batch lists it twice.
+        let fresh = records.iter().filter(|r| inserted.remove(&r.id));
+        for chunk in rows::daily_deltas(fresh).chunks(1000) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO key_usage_daily (key_id, day, requests, spend_nanos, tokens, last_used_at) ",
+            );
+            q.push_values(chunk, |mut b, d| {
+                b.push_bind(d.key_id)
+                    .push_bind(d.day)
+                    .push_bind(d.requests)
+                    .push_bind(d.spend_nanos)
+                    .push_bind(d.tokens)
+                    .push_bind(d.last_used_at);
+            });
+            q.push(
+                " ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + excluded.requests, \
                  spend_nanos = spend_nanos + excluded.spend_nanos, tokens = tokens + excluded.tokens, \
                  last_used_at = MAX(last_used_at, excluded.last_used_at)",
-            )
-            .bind(r.key_id.as_str())
-            .bind(r.created_at.unix_day())
-            .bind(r.cost.nanos())
-            .bind(tokens)
-            .bind(r.created_at.unix_millis())
-            .execute(&mut *tx)
-            .await?;
+            );
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(String::new())
     }
 
     async fn list_requests(
@@ -424,29 +285,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let record = RequestRecord {
-                    id: r.try_get("id")?,
-                    key_id: SpendKeyId::new(r.try_get::<String, _>("key_id")?),
-                    wallet_id: WalletId::new(r.try_get::<String, _>("wallet_id")?),
-                    model: r.try_get("model")?,
-                    provider: r.try_get("provider")?,
-                    endpoint: r.try_get("endpoint")?,
-                    status: r.try_get::<i64, _>("status")? as u16,
-                    usage: TokenUsage {
-                        input: r.try_get::<i64, _>("input_tokens")? as u64,
-                        cached_input: r.try_get::<i64, _>("cached_input_tokens")? as u64,
-                        cache_write: r.try_get::<i64, _>("cache_write_tokens")? as u64,
-                        output: r.try_get::<i64, _>("output_tokens")? as u64,
-                    },
-                    cost: Usd::from_nanos(r.try_get("cost_nanos")?),
-                    latency_ms: r.try_get::<i64, _>("latency_ms")? as u64,
-                    created_at: ts(r.try_get("created_at")?),
-                };
-                Ok((r.try_get("seq")?, record))
-            })
-            .collect()
+        rows.iter().map(rows::record).collect()
     }
 
     async fn usage_by_day(
@@ -540,20 +379,8 @@ impl Store for SqliteStore {
         .bind(now.unix_millis())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        let bytes: Vec<u8> = r.try_get("token_hash")?;
-        let stored = KeyHash::from_slice(&bytes).ok_or_else(|| corrupt("session token_hash is not 32 bytes"))?;
-        if !stored.ct_eq(token_hash) {
-            return Ok(None);
-        }
-        Ok(Some(Session {
-            token_hash: stored,
-            wallet_id: WalletId::new(r.try_get::<String, _>("wallet_id")?),
-            wallet_key_id: WalletKeyId::new(r.try_get::<String, _>("wallet_key_id")?),
-            csrf_token: r.try_get("csrf_token")?,
-            created_at: ts(r.try_get("created_at")?),
-            expires_at: ts(r.try_get("expires_at")?),
-        }))
+        let session = row.as_ref().map(rows::session).transpose()?;
+        Ok(session.filter(|s| s.token_hash.ct_eq(token_hash)))
     }
 
     async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp) -> Result<(), StoreError> {

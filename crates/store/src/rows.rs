@@ -1,0 +1,316 @@
+//! Row decoding and the spend-key column binding, shared by the SQLite and PostgreSQL
+//! backends: both use the same column names and types (BIGINT instants in unix
+//! milliseconds, nano-dollar integers, SHA-256 hashes as bytes, JSON name lists).
+
+use crate::{Listed, RequestRecord, Session, StoreError, UsageDay, UsageTotal};
+use spendgate_core::{
+    Cycle, KeyHash, KeyStatus, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit, Timestamp, TokenUsage, Usd,
+    Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
+};
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
+use std::str::FromStr;
+
+/// The spend-key columns in table order; `seq` first, then what [`bind_spend_key`] binds.
+pub(crate) const SPEND_KEY_COLUMNS: &str = "seq, id, wallet_id, name, status, request_shape, allowed_models, \
+    allowed_providers, spend_limit_nanos, spend_limit_cycle, request_limit_count, request_limit_cycle, \
+    rate_limit_rpm, rate_limit_burst, expires_at, key_hash, key_preview, created_at, updated_at, revoked_at, version";
+
+/// The columns of a request record but `seq`, in [`RecordRow`] order.
+pub(crate) const RECORD_COLUMNS: &str = "id, key_id, wallet_id, model, provider, endpoint, status, input_tokens, \
+    cached_input_tokens, cache_write_tokens, output_tokens, cost_nanos, latency_ms, created_at";
+
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+pub(crate) fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_unix_millis(ms)
+}
+
+/// What a backend's rows must decode for these helpers.
+pub(crate) trait Decodes<'r>: Row
+where
+    &'r str: ColumnIndex<Self>,
+{
+    fn i64(&'r self, col: &'r str) -> Result<i64, StoreError>;
+    fn opt_i64(&'r self, col: &'r str) -> Result<Option<i64>, StoreError>;
+    fn text(&'r self, col: &'r str) -> Result<String, StoreError>;
+    fn opt_text(&'r self, col: &'r str) -> Result<Option<String>, StoreError>;
+    fn bytes(&'r self, col: &'r str) -> Result<Vec<u8>, StoreError>;
+}
+
+impl<'r, R: Row> Decodes<'r> for R
+where
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn i64(&'r self, col: &'r str) -> Result<i64, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_i64(&'r self, col: &'r str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn text(&'r self, col: &'r str) -> Result<String, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&'r self, col: &'r str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn bytes(&'r self, col: &'r str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+fn hash(bytes: Vec<u8>, what: &str) -> Result<KeyHash, StoreError> {
+    KeyHash::from_slice(&bytes).ok_or_else(|| corrupt(format!("{what} is not 32 bytes")))
+}
+
+pub(crate) fn names_to_json(names: &Option<Vec<String>>) -> Option<String> {
+    names.as_ref().map(|n| serde_json::Value::from(n.clone()).to_string())
+}
+
+fn names_from_json(text: Option<String>) -> Result<Option<Vec<String>>, StoreError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(format!("name list: {e}")))).transpose()
+}
+
+fn cycle(text: Option<String>) -> Result<Option<Cycle>, StoreError> {
+    text.map(|c| Cycle::from_str(&c).map_err(corrupt)).transpose()
+}
+
+fn request_shape(text: &str) -> Result<WireFormat, StoreError> {
+    match text {
+        "anthropic" => Ok(WireFormat::Anthropic),
+        "openai" => Ok(WireFormat::OpenAi),
+        other => Err(corrupt(format!("request_shape {other:?}"))),
+    }
+}
+
+fn count(n: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| corrupt(format!("{what} is negative")))
+}
+
+pub(crate) fn spend_key<'r, R: Decodes<'r>>(row: &'r R) -> Result<Listed, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    let status = row.text("status")?;
+    let shape = row.text("request_shape")?;
+    let spend_limit = match (row.opt_i64("spend_limit_nanos")?, cycle(row.opt_text("spend_limit_cycle")?)?) {
+        (Some(nanos), Some(cycle)) => Some(SpendLimit { amount: Usd::from_nanos(nanos), cycle }),
+        _ => None,
+    };
+    let request_limit = match (row.opt_i64("request_limit_count")?, cycle(row.opt_text("request_limit_cycle")?)?) {
+        (Some(n), Some(cycle)) => Some(RequestLimit { count: count(n, "request_limit_count")?, cycle }),
+        _ => None,
+    };
+    let rate_limit = match row.opt_i64("rate_limit_rpm")? {
+        Some(rpm) => Some(RateLimit {
+            rpm: u32::try_from(rpm).map_err(|_| corrupt("rate_limit_rpm is out of range"))?,
+            burst: row
+                .opt_i64("rate_limit_burst")?
+                .map(|b| u32::try_from(b).map_err(|_| corrupt("rate_limit_burst is out of range")))
+                .transpose()?,
+        }),
+        None => None,
+    };
+    let key = SpendKey {
+        id: SpendKeyId::new(row.text("id")?),
+        wallet_id: WalletId::new(row.text("wallet_id")?),
+        name: row.text("name")?,
+        status: KeyStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status:?}")))?,
+        request_shape: request_shape(&shape)?,
+        allowed_models: names_from_json(row.opt_text("allowed_models")?)?,
+        allowed_providers: names_from_json(row.opt_text("allowed_providers")?)?,
+        spend_limit,
+        request_limit,
+        rate_limit,
+        expires_at: row.opt_i64("expires_at")?.map(ts),
+        key_hash: hash(row.bytes("key_hash")?, "key_hash")?,
+        key_preview: row.text("key_preview")?,
+        created_at: ts(row.i64("created_at")?),
+        updated_at: ts(row.i64("updated_at")?),
+        revoked_at: row.opt_i64("revoked_at")?.map(ts),
+        version: row.i64("version")?,
+    };
+    Ok(Listed { seq: row.i64("seq")?, key })
+}
+
+pub(crate) fn wallet_key<'r, R: Decodes<'r>>(row: &'r R) -> Result<WalletKey, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    Ok(WalletKey {
+        id: WalletKeyId::new(row.text("id")?),
+        wallet_id: WalletId::new(row.text("wallet_id")?),
+        name: row.text("name")?,
+        key_hash: hash(row.bytes("key_hash")?, "key_hash")?,
+        key_preview: row.text("key_preview")?,
+        created_at: ts(row.i64("created_at")?),
+        revoked_at: row.opt_i64("revoked_at")?.map(ts),
+    })
+}
+
+pub(crate) fn wallet<'r, R: Decodes<'r>>(row: &'r R) -> Result<Wallet, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    Ok(Wallet { id: WalletId::new(row.text("id")?), name: row.text("name")?, created_at: ts(row.i64("created_at")?) })
+}
+
+pub(crate) fn record<'r, R: Decodes<'r>>(r: &'r R) -> Result<(i64, RequestRecord), StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    let record = RequestRecord {
+        id: r.text("id")?,
+        key_id: SpendKeyId::new(r.text("key_id")?),
+        wallet_id: WalletId::new(r.text("wallet_id")?),
+        model: r.text("model")?,
+        provider: r.text("provider")?,
+        endpoint: r.text("endpoint")?,
+        status: u16::try_from(r.i64("status")?).map_err(|_| corrupt("status is out of range"))?,
+        usage: TokenUsage {
+            input: count(r.i64("input_tokens")?, "input_tokens")?,
+            cached_input: count(r.i64("cached_input_tokens")?, "cached_input_tokens")?,
+            cache_write: count(r.i64("cache_write_tokens")?, "cache_write_tokens")?,
+            output: count(r.i64("output_tokens")?, "output_tokens")?,
+        },
+        cost: Usd::from_nanos(r.i64("cost_nanos")?),
+        latency_ms: count(r.i64("latency_ms")?, "latency_ms")?,
+        created_at: ts(r.i64("created_at")?),
+    };
+    Ok((r.i64("seq")?, record))
+}
+
+pub(crate) fn session<'r, R: Decodes<'r>>(r: &'r R) -> Result<Session, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    Ok(Session {
+        token_hash: hash(r.bytes("token_hash")?, "session token_hash")?,
+        wallet_id: WalletId::new(r.text("wallet_id")?),
+        wallet_key_id: WalletKeyId::new(r.text("wallet_key_id")?),
+        csrf_token: r.text("csrf_token")?,
+        created_at: ts(r.i64("created_at")?),
+        expires_at: ts(r.i64("expires_at")?),
+    })
+}
+
+/// `key_id, day, spend_nanos, requests`.
+pub(crate) fn usage_day<'r, R: Decodes<'r>>(r: &'r R) -> Result<UsageDay, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    Ok(UsageDay {
+        key_id: SpendKeyId::new(r.text("key_id")?),
+        day: r.i64("day")?,
+        spend: Usd::from_nanos(r.i64("spend_nanos")?),
+        requests: count(r.i64("requests")?, "requests")?,
+    })
+}
+
+/// `key_id, spend, requests, last_used_at`.
+pub(crate) fn usage_total<'r, R: Decodes<'r>>(r: &'r R) -> Result<UsageTotal, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    Ok(UsageTotal {
+        key_id: SpendKeyId::new(r.text("key_id")?),
+        spend: Usd::from_nanos(r.i64("spend")?),
+        requests: count(r.i64("requests")?, "requests")?,
+        last_used_at: r.opt_i64("last_used_at")?.map(ts),
+    })
+}
+
+/// An unsigned figure as the database's signed BIGINT (saturating: figures this large
+/// do not occur).
+pub(crate) fn big(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Binds every column of a spend key but `seq`, in [`SPEND_KEY_COLUMNS`] order.
+pub(crate) fn bind_spend_key<'q, DB: Database>(
+    q: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    k: &'q SpendKey,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+{
+    q.bind(k.id.as_str())
+        .bind(k.wallet_id.as_str())
+        .bind(k.name.as_str())
+        .bind(k.status.as_str())
+        .bind(k.request_shape.as_str())
+        .bind(names_to_json(&k.allowed_models))
+        .bind(names_to_json(&k.allowed_providers))
+        .bind(k.spend_limit.map(|l| l.amount.nanos()))
+        .bind(k.spend_limit.map(|l| l.cycle.as_str()))
+        .bind(k.request_limit.map(|l| big(l.count)))
+        .bind(k.request_limit.map(|l| l.cycle.as_str()))
+        .bind(k.rate_limit.map(|l| i64::from(l.rpm)))
+        .bind(k.rate_limit.and_then(|l| l.burst).map(i64::from))
+        .bind(k.expires_at.map(Timestamp::unix_millis))
+        .bind(&k.key_hash.0[..])
+        .bind(k.key_preview.as_str())
+        .bind(k.created_at.unix_millis())
+        .bind(k.updated_at.unix_millis())
+        .bind(k.revoked_at.map(Timestamp::unix_millis))
+        .bind(k.version)
+}
+
+/// The columns of [`bind_spend_key`] as `col = placeholder` pairs for an UPDATE, the
+/// placeholders made by `mark(n)` for n = 1.. (`?` for SQLite, `$n` for PostgreSQL).
+pub(crate) fn spend_key_assignments(mark: impl Fn(usize) -> String) -> String {
+    SPEND_KEY_COLUMNS
+        .split(", ")
+        .skip(1)
+        .enumerate()
+        .map(|(i, col)| format!("{col} = {}", mark(i + 1)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One `key_usage_daily` increment: a key's records of one UTC day, summed.
+pub(crate) struct DailyDelta<'a> {
+    pub key_id: &'a str,
+    pub day: i64,
+    pub requests: i64,
+    pub spend_nanos: i64,
+    pub tokens: i64,
+    pub last_used_at: i64,
+}
+
+/// The daily increments of `records` (each listed once per key and day, so that one
+/// multi-row upsert applies them).
+pub(crate) fn daily_deltas<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> Vec<DailyDelta<'a>> {
+    let mut out: Vec<DailyDelta<'a>> = Vec::new();
+    let mut at: std::collections::HashMap<(&'a str, i64), usize> = std::collections::HashMap::new();
+    for r in records {
+        let day = r.created_at.unix_day();
+        let i = *at.entry((r.key_id.as_str(), day)).or_insert_with(|| {
+            out.push(DailyDelta {
+                key_id: r.key_id.as_str(),
+                day,
+                requests: 0,
+                spend_nanos: 0,
+                tokens: 0,
+                last_used_at: i64::MIN,
+            });
+            out.len() - 1
+        });
+        let d = &mut out[i];
+        d.requests += 1;
+        d.spend_nanos = d.spend_nanos.saturating_add(r.cost.nanos());
+        d.tokens = d.tokens.saturating_add(big(r.usage.total()));
+        d.last_used_at = d.last_used_at.max(r.created_at.unix_millis());
+    }
+    out
+}

@@ -70,6 +70,24 @@ impl CostBound {
         self.input_cost() + self.output_cost(self.max_output_tokens)
     }
 
+    /// The least budget that admits the request under the strict policy: its input and
+    /// one output token (what [`CostBound::reservation`] needs to say yes).
+    pub fn minimum(&self) -> Usd {
+        self.input_cost() + self.output_cost(1.min(self.max_output_tokens))
+    }
+
+    /// What the strict policy reserves out of `budget`: the worst case when it fits;
+    /// else the most output that fits, with max tokens lowered to it; `None` when not
+    /// even one output token fits.
+    pub fn reservation(&self, budget: Usd) -> Option<(Usd, Option<u64>)> {
+        let worst = self.worst_case();
+        if worst <= budget {
+            return Some((worst, None));
+        }
+        let tokens = self.affordable_output(budget)?;
+        Some((self.input_cost() + self.output_cost(tokens), Some(tokens)))
+    }
+
     /// The largest max-tokens whose worst case fits in `budget`, if at least one does.
     fn affordable_output(&self, budget: Usd) -> Option<u64> {
         let left = budget.nanos() - self.input_cost().nanos();
@@ -256,14 +274,9 @@ impl Meter {
                 ReservationPolicy::Lenient => {}
                 ReservationPolicy::Strict => {
                     let budget = limit.amount.saturating_sub(spent + self.reserved);
-                    let worst = bound.worst_case();
-                    if worst <= budget {
-                        admission.reserved = worst;
-                    } else {
-                        let tokens = bound.affordable_output(budget).ok_or(refusal)?;
-                        admission.lowered_max_tokens = Some(tokens);
-                        admission.reserved = bound.input_cost() + bound.output_cost(tokens);
-                    }
+                    let (reserved, lowered) = bound.reservation(budget).ok_or(refusal)?;
+                    admission.reserved = reserved;
+                    admission.lowered_max_tokens = lowered;
                 }
             }
         }
@@ -279,7 +292,13 @@ impl Meter {
     /// started, and its reservation is dropped.
     pub fn settle(&mut self, admission: Admission, cost: Usd) {
         self.release(&admission);
-        let day = admission.at.unix_day();
+        self.count(admission.at, cost);
+    }
+
+    /// Counts a request that started at `at` and cost `cost` (its reservation is
+    /// released separately).
+    pub fn count(&mut self, at: Timestamp, cost: Usd) {
+        let day = at.unix_day();
         match self.days.iter_mut().rev().find(|d| d.day == day) {
             Some(d) => {
                 d.spend += cost;
@@ -295,7 +314,14 @@ impl Meter {
         }
         self.total_spend += cost;
         self.total_requests += 1;
-        self.last_used_at = self.last_used_at.max(Some(admission.at));
+        self.last_used_at = self.last_used_at.max(Some(at));
+    }
+
+    /// Counts a request admitted elsewhere (by the shared counters of cluster mode) as
+    /// in flight here too, so this meter knows what this instance holds.
+    pub fn hold(&mut self, admission: &Admission) {
+        self.in_flight += 1;
+        self.reserved += admission.reserved;
     }
 
     /// Nothing reached the provider: drop the reservation, count nothing.
@@ -512,6 +538,30 @@ mod tests {
     }
 
     proptest! {
+        /// `minimum` is exactly the least budget `reservation` admits, and what it
+        /// reserves never exceeds the budget.
+        #[test]
+        fn minimum_is_the_least_admitted_budget(
+            input in 0u64..200_000, output in 0u64..200_000, choices in 1u64..4,
+            price_in in 0i64..20_000, price_out in 0i64..80_000, budget in 0i64..5_000_000,
+        ) {
+            let b = CostBound {
+                input_tokens: input,
+                max_output_tokens: output,
+                choices,
+                prices: Prices { input: Usd::from_nanos(price_in * 1000), output: Usd::from_nanos(price_out * 1000), cached_input: None, cache_write: None },
+            };
+            let min = b.minimum();
+            prop_assert_eq!(b.reservation(min).is_some(), output > 0 || min == b.worst_case());
+            if min.nanos() > 0 {
+                prop_assert!(b.reservation(Usd::from_nanos(min.nanos() - 1)).is_none());
+            }
+            if let Some((reserved, lowered)) = b.reservation(Usd::from_nanos(budget)) {
+                prop_assert!(reserved.nanos() <= budget);
+                prop_assert_eq!(lowered.is_none(), reserved == b.worst_case());
+            }
+        }
+
         /// Any interleaving of admissions and settlements at or below the reservation
         /// keeps settled spend within the limit.
         #[test]

@@ -10,8 +10,9 @@ use std::ops::{Add, AddAssign, Sub};
 pub const NANOS_PER_USD: i64 = 1_000_000_000;
 /// Decimal places a USD amount may carry (nano-dollar precision).
 pub const MAX_DECIMALS: usize = 9;
-/// Largest amount accepted from a user: one billion dollars.
-pub const MAX_AMOUNT: Usd = Usd(1_000_000_000 * NANOS_PER_USD);
+/// Largest amount accepted from a user: one million dollars. (Cluster mode compares
+/// amounts in Redis scripts, whose numbers are exact to 2^53 nano-dollars, $9.0M.)
+pub const MAX_AMOUNT: Usd = Usd(1_000_000 * NANOS_PER_USD);
 
 /// An amount of US dollars in nano-dollars (1e-9 USD).
 ///
@@ -30,7 +31,7 @@ pub enum MoneyError {
     NotDecimal(String),
     #[error("has more than {MAX_DECIMALS} decimal places")]
     TooPrecise,
-    #[error("is larger than the maximum of $1000000000.00")]
+    #[error("is larger than the maximum of $1000000.00")]
     TooLarge,
 }
 
@@ -70,7 +71,7 @@ impl Usd {
             return Err(MoneyError::TooPrecise);
         }
         let int = int.trim_start_matches('0');
-        // 10 integer digits already exceed the maximum; checking the length first
+        // 10 integer digits far exceed the maximum; checking the length first
         // keeps the arithmetic below from overflowing.
         if int.len() > 10 {
             return Err(MoneyError::TooLarge);
@@ -156,7 +157,7 @@ mod tests {
             ("0.000000001", 1, "0.000000001"),
             (".5", 500_000_000, "0.50"),
             ("007.10", 7_100_000_000, "7.10"),
-            ("1000000000", MAX_AMOUNT.0, "1000000000.00"),
+            ("1000000", MAX_AMOUNT.0, "1000000.00"),
             ("0", 0, "0.00"),
         ];
         for (input, nanos, shown) in cases {
@@ -169,7 +170,7 @@ mod tests {
     #[test]
     fn rejects_bad_amounts_with_reasons() {
         use MoneyError::*;
-        let cases: [(&str, MoneyError); 14] = [
+        let cases: [(&str, MoneyError); 15] = [
             ("", Empty),
             ("-5", Negative),
             ("-0.01", Negative),
@@ -182,7 +183,8 @@ mod tests {
             (".", NotDecimal(".".into())),
             ("1.2.3", NotDecimal("1.2.3".into())),
             ("0.0000000001", TooPrecise),
-            ("1000000000.01", TooLarge),
+            ("1000000.01", TooLarge),
+            ("1000000000", TooLarge),
             ("99999999999999999999999", TooLarge),
         ];
         for (input, err) in cases {

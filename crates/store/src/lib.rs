@@ -32,6 +32,19 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// The database could not be reached (down, unreachable, out of connections), as
+    /// opposed to refusing a query.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+            )
+        )
+    }
+}
+
 /// One request that reached a provider, as metered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestRecord {
@@ -46,6 +59,17 @@ pub struct RequestRecord {
     pub cost: Usd,
     pub latency_ms: u64,
     pub created_at: Timestamp,
+}
+
+/// What a batch of records did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Per record of the batch, in order: whether it was new (false: already stored, or
+    /// listed earlier in the batch).
+    pub fresh: Vec<bool>,
+    /// The counter epoch the batch committed in (see [`CounterRebuild`]; empty where the
+    /// backend has none).
+    pub epoch: String,
 }
 
 /// A key's usage on one UTC day.
@@ -148,10 +172,8 @@ pub trait Store: Send + Sync + 'static {
     async fn usage_totals(&self) -> Result<Vec<UsageTotal>, StoreError>;
 
     /// Appends request records and their daily aggregates in one transaction. A record
-    /// whose id is already stored is skipped (a retried batch counts once). Returns the
-    /// counter epoch the batch was committed in (see [`CounterRebuild`]; empty where the
-    /// backend has none).
-    async fn record_requests(&self, records: &[RequestRecord]) -> Result<String, StoreError>;
+    /// whose id is already stored is skipped (a retried batch counts once).
+    async fn record_requests(&self, records: &[RequestRecord]) -> Result<Committed, StoreError>;
     /// Request records of `wallet` (of one key, if given), newest first, before `before`
     /// (a `seq`).
     async fn list_requests(
@@ -192,6 +214,12 @@ pub trait Store: Send + Sync + 'static {
         requests_since: Timestamp,
     ) -> Result<KeyUsage, StoreError>;
 
+    /// The epoch of the last counter rebuild that committed, read as a record writer
+    /// would (waiting for a rebuild in progress).
+    async fn counter_epoch(&self) -> Result<String, StoreError> {
+        Err(StoreError::NeedsPostgres("shared counters (--redis)"))
+    }
+
     /// Starts rebuilding shared counters from the ledger (cluster mode): until the
     /// rebuild commits or is dropped, no batch of records commits, so the figures it
     /// reads and the epoch it sets agree with every batch's.
@@ -206,6 +234,8 @@ pub trait Store: Send + Sync + 'static {
 /// one committed after it notes the new epoch.
 #[async_trait]
 pub trait CounterRebuild: Send {
+    /// The epoch of the previous rebuild (empty: this is the first).
+    async fn epoch(&mut self) -> Result<String, StoreError>;
     /// Every spend key's id and version.
     async fn key_versions(&mut self) -> Result<Vec<(SpendKeyId, i64)>, StoreError>;
     /// Per key and day, usage on `since_day` and after.

@@ -258,8 +258,9 @@ async fn suite(store: Arc<dyn Store>) {
     // A retried batch (or a record listed twice) counts once.
     let first = record(&bare, "2026-11-23T09:00:00Z", "1");
     let fresh = record(&bare, "2026-11-23T09:30:00Z", "2");
-    store.record_requests(std::slice::from_ref(&first)).await.unwrap();
-    store.record_requests(&[fresh.clone(), first.clone(), fresh]).await.unwrap();
+    assert_eq!(store.record_requests(std::slice::from_ref(&first)).await.unwrap().fresh, [true]);
+    let again = store.record_requests(&[fresh.clone(), first.clone(), fresh]).await.unwrap();
+    assert_eq!(again.fresh, [true, false, false]);
     let after = store.key_usage(&bare.id, month, day).await.unwrap();
     assert_eq!(after.total_requests, usage.total_requests + 2);
     assert_eq!(after.total_spend, usage.total_spend + Usd::parse("3").unwrap());
@@ -309,7 +310,8 @@ async fn counter_rebuilds_exclude_record_writers() {
     store.create_wallet(&w, &k).await.unwrap();
     let key = spend_key(&w.id, "k", now);
     store.insert_spend_key(&key).await.unwrap();
-    assert_eq!(store.record_requests(&[record(&key, "2026-11-23T09:00:00Z", "1")]).await.unwrap(), "");
+    assert_eq!(store.record_requests(&[record(&key, "2026-11-23T09:00:00Z", "1")]).await.unwrap().epoch, "");
+    assert_eq!(store.counter_epoch().await.unwrap(), "");
 
     let mut rebuild = store.begin_rebuild().await.unwrap();
     // A writer waits for the rebuild to end...
@@ -319,6 +321,7 @@ async fn counter_rebuilds_exclude_record_writers() {
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(!writer.is_finished(), "a batch must not commit during a rebuild");
+    assert_eq!(rebuild.epoch().await.unwrap(), "", "the first rebuild");
     assert_eq!(rebuild.key_versions().await.unwrap(), vec![(key.id.clone(), key.version)]);
     let totals = rebuild.usage_totals().await.unwrap();
     assert_eq!(
@@ -329,7 +332,8 @@ async fn counter_rebuilds_exclude_record_writers() {
     assert_eq!(rebuild.usage_days(0).await.unwrap().len(), 1);
     rebuild.commit("epoch-2").await.unwrap();
     // ...and then commits in the new epoch.
-    assert_eq!(writer.await.unwrap().unwrap(), "epoch-2");
+    assert_eq!(writer.await.unwrap().unwrap().epoch, "epoch-2");
+    assert_eq!(store.counter_epoch().await.unwrap(), "epoch-2");
     assert_eq!(store.usage_totals().await.unwrap()[0].requests, 2);
 }
 
@@ -339,6 +343,7 @@ async fn sqlite_has_no_counter_rebuilds() {
     let store = spendgate_store::open(&format!("sqlite://{}", dir.join("s.db").display())).await.unwrap();
     let err = store.begin_rebuild().await.err().unwrap();
     assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    assert!(store.counter_epoch().await.is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -16,12 +16,18 @@ pub(crate) async fn run(pool: &PgPool) -> Result<(), StoreError> {
     for &(version, name, sql) in MIGRATIONS {
         let mut tx = conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
-             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
-        .execute(&mut *tx)
-        .await?;
+        let exists: bool = sqlx::query("SELECT to_regclass('schema_migrations') IS NOT NULL AS e")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("e")?;
+        if !exists {
+            sqlx::query(
+                "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         let found: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
             .fetch_one(&mut *tx)
             .await?

@@ -8,7 +8,8 @@ mod migrate;
 
 use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, big, bind_spend_key};
 use crate::{
-    CounterRebuild, DayTotal, Listed, ModelTotal, RequestRecord, Session, Store, StoreError, UsageDay, UsageTotal,
+    Committed, CounterRebuild, DayTotal, Listed, ModelTotal, RequestRecord, Session, Store, StoreError, UsageDay,
+    UsageTotal,
 };
 use async_trait::async_trait;
 use spendgate_core::{
@@ -36,7 +37,7 @@ impl PostgresStore {
             .max_connections(16)
             // Fail fast when the server is away: the gateway keeps serving from memory
             // and queues its records; the wallet API answers 503.
-            .acquire_timeout(Duration::from_secs(3))
+            .acquire_timeout(Duration::from_secs(1))
             .connect_with(options)
             .await?;
         migrate::run(&pool).await?;
@@ -235,9 +236,9 @@ impl Store for PostgresStore {
         usage_totals(&self.pool).await
     }
 
-    async fn record_requests(&self, records: &[RequestRecord]) -> Result<String, StoreError> {
+    async fn record_requests(&self, records: &[RequestRecord]) -> Result<Committed, StoreError> {
         if records.is_empty() {
-            return Ok(String::new());
+            return Ok(Committed::default());
         }
         let mut tx = self.pool.begin().await?;
         // Shared with other writers, exclusive of a counter rebuild (see `begin_rebuild`).
@@ -269,8 +270,9 @@ impl Store for PostgresStore {
                 inserted.insert(row.try_get::<String, _>("id")?);
             }
         }
-        let fresh = records.iter().filter(|r| inserted.remove(&r.id));
-        for chunk in rows::daily_deltas(fresh).chunks(1000) {
+        let fresh: Vec<bool> = records.iter().map(|r| inserted.remove(&r.id)).collect();
+        let new = records.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| r);
+        for chunk in rows::daily_deltas(new).chunks(1000) {
             let mut q = QueryBuilder::new(
                 "INSERT INTO key_usage_daily (key_id, day, requests, spend_nanos, tokens, last_used_at) ",
             );
@@ -291,7 +293,7 @@ impl Store for PostgresStore {
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(epoch)
+        Ok(Committed { fresh, epoch })
     }
 
     async fn list_requests(
@@ -446,6 +448,15 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn counter_epoch(&self) -> Result<String, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(LEDGER_LOCK).execute(&mut *tx).await?;
+        let epoch =
+            sqlx::query("SELECT epoch FROM counter_epoch WHERE id = 1").fetch_one(&mut *tx).await?.try_get("epoch")?;
+        tx.commit().await?;
+        Ok(epoch)
+    }
+
     async fn begin_rebuild(&self) -> Result<Box<dyn CounterRebuild>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LEDGER_LOCK).execute(&mut *tx).await?;
@@ -459,6 +470,13 @@ struct PgRebuild {
 
 #[async_trait]
 impl CounterRebuild for PgRebuild {
+    async fn epoch(&mut self) -> Result<String, StoreError> {
+        Ok(sqlx::query("SELECT epoch FROM counter_epoch WHERE id = 1")
+            .fetch_one(&mut *self.tx)
+            .await?
+            .try_get("epoch")?)
+    }
+
     async fn key_versions(&mut self) -> Result<Vec<(SpendKeyId, i64)>, StoreError> {
         let rows = sqlx::query("SELECT id, version FROM spend_keys").fetch_all(&mut *self.tx).await?;
         rows.iter().map(|r| Ok((SpendKeyId::new(r.try_get::<String, _>("id")?), r.try_get("version")?))).collect()

@@ -4,7 +4,7 @@
 mod migrate;
 
 use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, big, bind_spend_key, ts};
-use crate::{DayTotal, Listed, ModelTotal, RequestRecord, Session, Store, StoreError, UsageDay, UsageTotal};
+use crate::{Committed, DayTotal, Listed, ModelTotal, RequestRecord, Session, Store, StoreError, UsageDay, UsageTotal};
 use async_trait::async_trait;
 use spendgate_core::{
     KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Usd, Wallet, WalletId, WalletKey, WalletKeyId,
@@ -212,9 +212,9 @@ impl Store for SqliteStore {
         rows.iter().map(rows::usage_total).collect()
     }
 
-    async fn record_requests(&self, records: &[RequestRecord]) -> Result<String, StoreError> {
+    async fn record_requests(&self, records: &[RequestRecord]) -> Result<Committed, StoreError> {
         if records.is_empty() {
-            return Ok(String::new());
+            return Ok(Committed::default());
         }
         let mut tx = self.pool.begin().await?;
         // SQLite allows 32766 bound parameters; 14 per record.
@@ -243,8 +243,9 @@ impl Store for SqliteStore {
             }
         }
         // Each record once, even when a batch lists it twice.
-        let fresh = records.iter().filter(|r| inserted.remove(&r.id));
-        for chunk in rows::daily_deltas(fresh).chunks(1000) {
+        let fresh: Vec<bool> = records.iter().map(|r| inserted.remove(&r.id)).collect();
+        let new = records.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| r);
+        for chunk in rows::daily_deltas(new).chunks(1000) {
             let mut q = QueryBuilder::new(
                 "INSERT INTO key_usage_daily (key_id, day, requests, spend_nanos, tokens, last_used_at) ",
             );
@@ -264,7 +265,7 @@ impl Store for SqliteStore {
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(String::new())
+        Ok(Committed { fresh, epoch: String::new() })
     }
 
     async fn list_requests(

@@ -138,7 +138,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(secret) = presented_key(&parts.headers)
             && is_spend_key(state, &secret)
         {
-            let (_, key) = crate::gateway::authenticate(state, &parts.headers)?;
+            let (_, key) = crate::gateway::authenticate_current(state, &parts.headers).await?;
             return Ok(Caller::Spend(Box::new((*key).clone())));
         }
         Ok(Caller::Wallet(principal(parts, state).await?))

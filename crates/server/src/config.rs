@@ -1,6 +1,7 @@
 //! Configuration: a TOML file (every key optional, unknown keys are errors), then
 //! environment variables and command-line flags on top, validated once into [`Config`].
 
+use crate::counters::shared::SharedConfig;
 use serde::Deserialize;
 use spendgate_core::catalog::{ModelEntry, ProviderEntry};
 use spendgate_core::meter::ReservationPolicy;
@@ -17,6 +18,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub struct ConfigFile {
     pub listen: Option<String>,
     pub database: Option<String>,
+    /// Where request records wait when the database cannot take them.
+    pub spool_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub cluster: ClusterSection,
     #[serde(default)]
     pub keys: KeysSection,
     #[serde(default)]
@@ -43,11 +48,24 @@ pub struct GatewaySection {
     pub reservation: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// `redis://HOST:PORT[/DB]`: share counters with the other instances.
+    pub redis: Option<String>,
+    /// Prefix of spendgate's Redis keys (default `spendgate`).
+    pub redis_prefix: Option<String>,
+    /// `closed` (default: answer 503) or `open` (admit on this instance's own counters)
+    /// when Redis cannot be reached.
+    pub on_redis_failure: Option<String>,
+}
+
 /// What the command line and environment said (each `None` when not given).
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<String>,
     pub database: Option<String>,
+    pub redis: Option<String>,
     pub config: Option<PathBuf>,
 }
 
@@ -60,6 +78,9 @@ pub struct Config {
     pub wallet_key_prefix: String,
     pub catalog: Catalog,
     pub reservation: ReservationPolicy,
+    pub spool_dir: PathBuf,
+    /// Cluster mode: the shared counters (none: one instance, counters in memory).
+    pub shared: Option<SharedConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +99,14 @@ pub enum ConfigError {
     Reservation(String),
     #[error("config file {path}: {source}")]
     Catalog { path: PathBuf, source: spendgate_core::catalog::CatalogError },
+    #[error("cluster.redis {0:?} must be a redis:// or rediss:// URL, like redis://127.0.0.1:6379")]
+    RedisUrl(String),
+    #[error("cluster.redis needs a PostgreSQL database (the instances share it); got {0:?}")]
+    RedisNeedsPostgres(String),
+    #[error("cluster.redis_prefix {0:?} must be 1 to 64 characters of letters, digits, _ - . and :")]
+    RedisPrefix(String),
+    #[error("cluster.on_redis_failure {0:?} must be \"closed\" or \"open\"")]
+    RedisFailure(String),
 }
 
 impl Config {
@@ -133,7 +162,40 @@ impl Config {
             Some("lenient") => ReservationPolicy::Lenient,
             Some(other) => return Err(ConfigError::Reservation(other.to_string())),
         };
-        Ok(Config { listen, database_url, spend_key_prefix, wallet_key_prefix, catalog, reservation })
+        let shared = match o.redis.clone().or(file.cluster.redis) {
+            None => None,
+            Some(url) => {
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    return Err(ConfigError::RedisUrl(url));
+                }
+                if !database_url.starts_with("postgres") {
+                    return Err(ConfigError::RedisNeedsPostgres(database_url));
+                }
+                let namespace = file.cluster.redis_prefix.unwrap_or_else(|| "spendgate".into());
+                let ok = (1..=64).contains(&namespace.len())
+                    && namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
+                if !ok {
+                    return Err(ConfigError::RedisPrefix(namespace));
+                }
+                let fail_open = match file.cluster.on_redis_failure.as_deref() {
+                    None | Some("closed") => false,
+                    Some("open") => true,
+                    Some(other) => return Err(ConfigError::RedisFailure(other.to_string())),
+                };
+                Some(SharedConfig { url, namespace, fail_open })
+            }
+        };
+        let spool_dir = file.spool_dir.unwrap_or_else(|| default_spool_dir(&database_url));
+        Ok(Config {
+            listen,
+            database_url,
+            spend_key_prefix,
+            wallet_key_prefix,
+            catalog,
+            reservation,
+            spool_dir,
+            shared,
+        })
     }
 }
 
@@ -155,16 +217,45 @@ fn apply_provider_env(catalog: &mut Catalog, env: &dyn Fn(&str) -> Option<String
     }
 }
 
-/// `sqlite://<data dir>/spendgate.db`, the data dir being `$SPENDGATE_DATA_DIR`,
-/// else `$XDG_DATA_HOME/spendgate`, else `~/.local/share/spendgate`, else
-/// `./spendgate-data`.
+/// Beside an SQLite database file; in the data directory for a server database.
+fn default_spool_dir(database_url: &str) -> PathBuf {
+    let file = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"));
+    match file.and_then(|f| Path::new(f).parent()) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("spool"),
+        _ => data_dir().join("spool"),
+    }
+}
+
+/// A URL fit for logs: a password in it is replaced by `****`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:****@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    match path {
+        Some(p) => format!("{scheme}://{authority}/{p}"),
+        None => format!("{scheme}://{authority}"),
+    }
+}
+
+/// `sqlite://<data dir>/spendgate.db` (see [`data_dir`]).
 pub fn default_database_url() -> String {
-    let dir = std::env::var_os("SPENDGATE_DATA_DIR")
+    format!("sqlite://{}", data_dir().join("spendgate.db").display())
+}
+
+/// `$SPENDGATE_DATA_DIR`, else `$XDG_DATA_HOME/spendgate`, else `~/.local/share/spendgate`,
+/// else `./spendgate-data`.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("SPENDGATE_DATA_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("spendgate")))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/spendgate")))
-        .unwrap_or_else(|| PathBuf::from("spendgate-data"));
-    format!("sqlite://{}", dir.join("spendgate.db").display())
+        .unwrap_or_else(|| PathBuf::from("spendgate-data"))
 }
 
 #[cfg(test)]
@@ -182,7 +273,11 @@ mod tests {
         let c = resolve("listen = \"0.0.0.0:9000\"\ndatabase = \"sqlite://a.db\"", Overrides::default()).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.database_url, "sqlite://a.db");
-        let o = Overrides { listen: Some("127.0.0.1:1".into()), database: Some("sqlite://b.db".into()), config: None };
+        let o = Overrides {
+            listen: Some("127.0.0.1:1".into()),
+            database: Some("sqlite://b.db".into()),
+            ..Overrides::default()
+        };
         let c = resolve("listen = \"0.0.0.0:9000\"", o).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:1");
         assert_eq!(c.database_url, "sqlite://b.db");
@@ -200,6 +295,37 @@ mod tests {
         assert!(err("[keys]\nspend_key_prefix = \"a b\"").contains("keys.spend_key_prefix"));
         assert!(err("[keys]\nspend_key_prefix = \"lava_wk_\"").contains("must differ"));
         assert!(err("[[model]]\nid = \"new\"\nprovider = \"openai\"").contains("`input` is required"));
+        assert!(err("[cluster]\nredis = \"redis://x\"").contains("needs a PostgreSQL database"));
+        let pg = "database = \"postgres://db/x\"\n[cluster]\n";
+        assert!(err(&format!("{pg}redis = \"http://x\"")).contains("redis:// or rediss://"));
+        assert!(
+            err(&format!("{pg}redis = \"redis://x\"\non_redis_failure = \"maybe\"")).contains("\"closed\" or \"open\"")
+        );
+        assert!(err(&format!("{pg}redis = \"redis://x\"\nredis_prefix = \"a b\"")).contains("redis_prefix"));
+    }
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(redacted("postgres://sg:s3cret@db:5432/spendgate"), "postgres://sg:****@db:5432/spendgate");
+        assert_eq!(redacted("redis://:pw@cache:6379/2"), "redis://:****@cache:6379/2");
+        assert_eq!(redacted("postgres://sg@db/x"), "postgres://sg@db/x");
+        assert_eq!(redacted("sqlite:///var/lib/spendgate.db"), "sqlite:///var/lib/spendgate.db");
+    }
+
+    #[test]
+    fn cluster_mode_from_file_or_flag() {
+        let c = resolve("", Overrides::default()).unwrap();
+        assert!(c.shared.is_none());
+        let text = "database = \"postgres://db/x\"\n[cluster]\nredis = \"redis://r:6379\"\non_redis_failure = \"open\"";
+        let c = resolve(text, Overrides::default()).unwrap();
+        let shared = c.shared.unwrap();
+        assert_eq!(
+            (shared.url.as_str(), shared.namespace.as_str(), shared.fail_open),
+            ("redis://r:6379", "spendgate", true)
+        );
+        let o = Overrides { redis: Some("redis://flag/2".into()), ..Overrides::default() };
+        let c = resolve("database = \"postgres://db/x\"", o).unwrap();
+        assert_eq!(c.shared.unwrap().url, "redis://flag/2");
     }
 
     #[test]

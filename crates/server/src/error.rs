@@ -175,6 +175,10 @@ impl From<FieldError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "the database is unreachable");
+            return ApiError::new(ErrorKind::Unavailable, "the database is unreachable; retry in a moment");
+        }
         ApiError::internal(e)
     }
 }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod counters;
 pub mod dashboard;
 pub mod error;
 pub mod gateway;
@@ -39,9 +40,13 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-/// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight and writes
+/// their records.
 pub async fn run(state: AppState, listener: TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+    let recorder = state.recorder.clone();
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    recorder.flush().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -1,10 +1,14 @@
 //! What every handler shares.
 
 use crate::config::Config;
+use crate::counters::Counters;
+use crate::counters::shared::{Shared, SharedError};
+use crate::error::ApiError;
 use crate::gateway::keys::Keys;
 use crate::gateway::recorder::Recorder;
+use crate::gateway::spool::Spool;
 use crate::gateway::upstream::Upstreams;
-use spendgate_core::Timestamp;
+use spendgate_core::{SpendKeyId, Timestamp};
 use spendgate_store::{Store, StoreError};
 use std::sync::Arc;
 
@@ -28,6 +32,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Spend keys and their meters, in memory.
     pub keys: Arc<Keys>,
+    /// Where admission counts: the meters in `keys`, or the cluster's shared counters.
+    pub counters: Counters,
     pub recorder: Recorder,
     pub upstreams: Arc<Upstreams>,
 }
@@ -38,22 +44,39 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("building the HTTP clients for the providers: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("joining the cluster's shared counters: {0}")]
+    Shared(#[from] SharedError),
+    #[error("opening the record spool in {dir}: {source}")]
+    Spool { dir: std::path::PathBuf, source: std::io::Error },
 }
 
 impl AppState {
-    /// Loads every spend key and its recent usage into memory and starts the request
-    /// record writer (on the current Tokio runtime).
+    /// Loads every spend key and its recent usage into memory, joins the cluster's
+    /// shared counters if configured, and starts the request record writer (on the
+    /// current Tokio runtime).
     pub async fn build(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
-        let keys = Keys::load(&*store, clock.now()).await?;
+        let keys = Arc::new(Keys::load(&*store, clock.now()).await?);
         let upstreams = Upstreams::new(&config.catalog)?;
+        let shared = match &config.shared {
+            Some(c) => Some(Shared::start(c, store.clone(), keys.clone(), clock.clone()).await?),
+            None => None,
+        };
+        let spool = Spool::open(&config.spool_dir, &config.database_url)
+            .map_err(|source| StartError::Spool { dir: config.spool_dir.clone(), source })?;
         Ok(AppState {
-            recorder: Recorder::start(store.clone()),
+            recorder: Recorder::start(store.clone(), shared.clone(), Some(spool)),
+            counters: shared.map_or(Counters::Local, Counters::Shared),
             store,
             config: Arc::new(config),
             clock,
-            keys: Arc::new(keys),
+            keys,
             upstreams: Arc::new(upstreams),
         })
+    }
+
+    /// Reloads a key from the store into memory (another instance changed it).
+    pub async fn reload_key(&self, id: &SpendKeyId) -> Result<(), ApiError> {
+        Ok(self.keys.reload(&*self.store, id).await?)
     }
 
     pub fn now(&self) -> Timestamp {

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use spendgate_core::ApiKey;
 use spendgate_mock::{Mock, MockConfig};
-use spendgate_server::config::{Config, Overrides};
+use spendgate_server::config::{Config, Overrides, redacted};
 use spendgate_server::state::{AppState, SystemClock};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,9 +15,14 @@ pub struct ServeArgs {
     /// Address to listen on, HOST:PORT (port 0 picks a free one).
     #[arg(long, env = "SPENDGATE_LISTEN")]
     listen: Option<String>,
-    /// Database URL: sqlite://PATH [default: a spendgate.db in the data directory].
+    /// Database URL: sqlite://PATH [default: a spendgate.db in the data directory], or
+    /// postgres://USER@HOST/DB to share it with other instances.
     #[arg(long, env = "SPENDGATE_DATABASE_URL")]
     database: Option<String>,
+    /// Cluster mode: share counters with the other instances through this Redis,
+    /// redis://HOST:PORT[/DB] (needs a postgres:// database).
+    #[arg(long, env = "SPENDGATE_REDIS_URL")]
+    redis: Option<String>,
     /// TOML config file.
     #[arg(long, env = "SPENDGATE_CONFIG")]
     config: Option<PathBuf>,
@@ -37,7 +42,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         (None, true) => Some(spendgate_server::config::default_database_url().replace("spendgate.db", "demo.db")),
         (db, _) => db.clone(),
     };
-    let mut config = Config::load(&Overrides { listen: args.listen, database, config: args.config })?;
+    let mut config =
+        Config::load(&Overrides { listen: args.listen, database, redis: args.redis, config: args.config })?;
     if args.demo {
         let mock_url = start_demo_mock().await?;
         for (name, base) in [("openai", format!("{mock_url}/v1")), ("anthropic", mock_url.clone())] {
@@ -49,12 +55,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let store = spendgate_store::open(&config.database_url)
         .await
-        .with_context(|| format!("cannot open the database {}", config.database_url))?;
-    tracing::info!(database = %config.database_url, models = config.catalog.models().len(), "store ready");
+        .with_context(|| format!("cannot open the database {}", redacted(&config.database_url)))?;
+    tracing::info!(database = %redacted(&config.database_url), models = config.catalog.models().len(), "store ready");
     if store.list_wallets().await?.is_empty() {
         tracing::info!(
             "no wallets yet: create one with `spendgate wallets create --name NAME --database {}`",
-            config.database_url
+            redacted(&config.database_url)
         );
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -63,12 +69,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // On stdout, for people and for scripts that start us on port 0.
     say!("spendgate listening on http://{addr}");
-    say!("database: {}", config.database_url);
+    say!("database: {}", redacted(&config.database_url));
+    if let Some(shared) = &config.shared {
+        say!("shared counters: {} (prefix {})", redacted(&shared.url), shared.namespace);
+    }
     let state = AppState::build(store, config, Arc::new(SystemClock)).await?;
     tracing::info!(
         spend_keys = state.keys.len(),
         providers = ?state.upstreams.configured(),
         reservation = ?state.config.reservation,
+        cluster = state.config.shared.is_some(),
         "gateway ready"
     );
     if state.upstreams.configured().is_empty() {

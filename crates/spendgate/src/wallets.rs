@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use spendgate_core::{Timestamp, WalletId, WalletKeyId};
 use spendgate_server::admin;
-use spendgate_server::config::{Config, Overrides};
+use spendgate_server::config::{Config, Overrides, redacted};
 use spendgate_store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,11 +70,14 @@ pub enum WalletKeysCommand {
 }
 
 async fn open(args: &StoreArgs) -> anyhow::Result<(Arc<dyn Store>, Config)> {
-    let config =
-        Config::load(&Overrides { database: args.database.clone(), config: args.config.clone(), listen: None })?;
+    let config = Config::load(&Overrides {
+        database: args.database.clone(),
+        config: args.config.clone(),
+        ..Overrides::default()
+    })?;
     let store = spendgate_store::open(&config.database_url)
         .await
-        .with_context(|| format!("cannot open the database {}", config.database_url))?;
+        .with_context(|| format!("cannot open the database {}", redacted(&config.database_url)))?;
     Ok((store, config))
 }
 

@@ -37,10 +37,17 @@ impl KeyEntry {
     }
 }
 
+/// Unknown secrets remembered at most (the set is emptied when full).
+const MISSES_KEPT: usize = 100_000;
+
 #[derive(Default)]
 pub struct Keys {
     by_hash: RwLock<HashMap<KeyHash, Arc<KeyEntry>>>,
     by_id: RwLock<HashMap<SpendKeyId, Arc<KeyEntry>>>,
+    /// Hashes that the store did not know either (cluster mode looks unknown secrets up
+    /// in the store). Safe to remember for good: a key's secret is fresh randomness, so
+    /// a hash presented before a key existed can never become that key's.
+    misses: Mutex<std::collections::HashSet<KeyHash>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -90,6 +97,19 @@ impl Keys {
         self.len() == 0
     }
 
+    /// Whether the store was already asked for `hash` and did not have it.
+    pub fn known_miss(&self, hash: &KeyHash) -> bool {
+        self.misses.lock().unwrap_or_else(|p| p.into_inner()).contains(hash)
+    }
+
+    pub fn remember_miss(&self, hash: KeyHash) {
+        let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+        if misses.len() >= MISSES_KEPT {
+            misses.clear();
+        }
+        misses.insert(hash);
+    }
+
     /// The key whose secret hashes to `hash`.
     pub fn find(&self, hash: &KeyHash) -> Option<Arc<KeyEntry>> {
         read(&self.by_hash).get(hash).cloned()
@@ -120,12 +140,32 @@ impl Keys {
         }
     }
 
+    /// Reloads a key from the store (another instance changed it, or created it).
+    pub async fn reload(&self, store: &dyn Store, id: &SpendKeyId) -> Result<(), StoreError> {
+        if let Some(key) = store.spend_key_by_id(id).await? {
+            self.upsert(key);
+        }
+        Ok(())
+    }
+
     /// The wallet API's usage figures for a key (settled requests, current cycles).
     pub fn usage(&self, key: &SpendKey, now: Timestamp) -> KeyUsage {
         match read(&self.by_id).get(&key.id) {
             Some(entry) => entry.lock().meter.usage(key, now),
             None => KeyUsage::default(),
         }
+    }
+
+    /// What this instance holds for requests in flight, per key: (id, reserved, count).
+    pub fn held(&self) -> Vec<(SpendKeyId, spendgate_core::Usd, u64)> {
+        read(&self.by_id)
+            .iter()
+            .filter_map(|(id, entry)| {
+                let slot = entry.lock();
+                let (reserved, in_flight) = (slot.meter.reserved(), slot.meter.in_flight());
+                (in_flight > 0).then(|| (id.clone(), reserved, in_flight))
+            })
+            .collect()
     }
 
     /// The entry of a key by id.

@@ -7,10 +7,12 @@
 pub mod keys;
 pub mod recorder;
 pub mod settle;
+pub mod spool;
 pub mod stream;
 pub mod upstream;
 
 use crate::auth::presented_key;
+use crate::counters::{AdmitError, Admitted, Counters};
 use crate::error::{ApiError, ErrorFormat, ErrorKind};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
@@ -130,7 +132,9 @@ async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, uri: Ur
 }
 
 /// Checks 1 and 2: the key is known and usable. Returns its entry and current rules.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<KeyEntry>, Arc<SpendKey>), ApiError> {
+/// In cluster mode a key this instance has not seen (created through another instance)
+/// is looked up in the store.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<KeyEntry>, Arc<SpendKey>), ApiError> {
     let secret = presented_key(headers).ok_or_else(|| {
         ApiError::unauthorized("missing API key: send your spend key as Authorization: Bearer lava_sk_... or x-api-key")
     })?;
@@ -139,7 +143,20 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<KeyEnt
             "that is a key preview (it ends in ****), not the full key; use the full spend key, or rotate the key to get a new one",
         ));
     }
-    let Some(entry) = state.keys.find(&secret.hash()) else {
+    let hash = secret.hash();
+    let mut found = state.keys.find(&hash);
+    if found.is_none()
+        && matches!(state.counters, Counters::Shared(_))
+        && secret.expose().starts_with(&state.config.spend_key_prefix)
+        && !state.keys.known_miss(&hash)
+    {
+        match state.store.spend_key_by_hash(&hash).await.map_err(ApiError::from)? {
+            Some(key) => state.keys.upsert(key),
+            None => state.keys.remember_miss(hash),
+        }
+        found = state.keys.find(&hash);
+    }
+    let Some(entry) = found else {
         let message = if secret.expose().starts_with(&state.config.wallet_key_prefix) {
             format!(
                 "a wallet API key cannot make model requests; use a spend key ({}...)",
@@ -153,6 +170,20 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<KeyEnt
     let key = entry.lock().key.clone();
     key.check_usable(state.now()).map_err(|why| ApiError::unauthorized(why.to_string()))?;
     Ok((entry, key))
+}
+
+/// Checks 1 and 2 with a key that another instance may have changed: in cluster mode
+/// the copy in memory is confirmed current (reloaded if not) before it is used.
+pub async fn authenticate_current(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<KeyEntry>, Arc<SpendKey>), ApiError> {
+    let (entry, key) = authenticate(state, headers).await?;
+    if state.counters.is_current(&key).await {
+        return Ok((entry, key));
+    }
+    state.reload_key(&key.id).await?;
+    authenticate(state, headers).await
 }
 
 fn base_url_hint(headers: &HeaderMap, format: WireFormat) -> String {
@@ -347,7 +378,11 @@ async fn proxy(
     body: RawBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let (entry, key) = authenticate(state, headers)?;
+    let (mut entry, mut key) = if endpoint == Endpoint::CountTokens {
+        authenticate_current(state, headers).await?
+    } else {
+        authenticate(state, headers).await?
+    };
     check_format(&key, endpoint, headers)?;
     let (bytes, mut json, facts) = read_body(endpoint, body)?;
     let model = resolve_model(state, &key, &facts.model)?;
@@ -408,12 +443,24 @@ async fn proxy(
         changed = true;
     }
 
-    let (admission, rules, headroom) = {
-        let mut slot = entry.lock();
-        let rules = slot.key.clone();
-        let admission = slot.meter.admit(&rules, &bound, state.config.reservation, now).map_err(refusal_error)?;
-        let headroom = slot.meter.headroom(&rules, now);
-        (admission, rules, headroom)
+    let mut reloads = 0;
+    let Admitted { admission, headroom, rules, hold } = loop {
+        match state.counters.admit(&entry, &key, &bound, state.config.reservation, now).await {
+            Ok(admitted) => break admitted,
+            Err(AdmitError::Refused(refusal)) => return Err(refusal_error(refusal)),
+            Err(AdmitError::Unavailable(message)) => return Err(ApiError::new(ErrorKind::Unavailable, message)),
+            // Another instance changed the key: checks 1 to 5 again with the new version.
+            Err(AdmitError::Stale) if reloads < 3 => {
+                reloads += 1;
+                state.reload_key(&key.id).await?;
+                (entry, key) = authenticate(state, headers).await?;
+                check_format(&key, endpoint, headers)?;
+                resolve_model(state, &key, &facts.model)?;
+            }
+            Err(AdmitError::Stale) => {
+                return Err(ApiError::new(ErrorKind::Unavailable, "the key is being changed; retry in a moment"));
+            }
+        }
     };
     let lowered = admission.lowered_max_tokens;
     let estimate = Estimate {
@@ -421,8 +468,17 @@ async fn proxy(
         max_input: facts.input_bound,
         max_output: lowered.unwrap_or(max_output).saturating_mul(facts.choices),
     };
-    let mut settlement =
-        Settlement::new(entry, admission, state.recorder.clone(), &rules, model, endpoint.path(), estimate, started);
+    let mut settlement = Settlement::new(
+        entry,
+        admission,
+        hold,
+        state.recorder.clone(),
+        &rules,
+        model,
+        endpoint.path(),
+        estimate,
+        started,
+    );
 
     // The budget may lower max tokens; a translated request is also held to the target
     // model's maximum (Claude Code asks for 128000, which GPT models refuse).

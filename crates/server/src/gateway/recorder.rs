@@ -1,23 +1,38 @@
 //! The request-record writer: records go into a queue on the request path and a
 //! background task writes them to the store in batches (group commit: whatever queued
-//! up while the last batch was being written goes in the next transaction). A failed
-//! write is retried, never dropped. `flush` waits until everything queued before it is
-//! durable; a clean shutdown calls it.
+//! up while the last batch was being written goes in the next transaction). In cluster
+//! mode it then settles the batch in the shared counters (releasing reservations and
+//! adding usage after the ledger has it, see `counters::shared`).
+//!
+//! When the store cannot take a batch (PostgreSQL down), the batch goes to the on-disk
+//! [`Spool`] and is written when the store is back: nothing is lost, and the requests
+//! keep being served. `flush` waits until everything queued before it is durable (in the
+//! store or the spool); a clean shutdown calls it.
 //!
 //! Crash window: records still in the queue when the process is killed are lost. The
 //! queue is written continuously, so under steady load that is the last few
 //! milliseconds of requests (one batch).
 
+use super::spool::Spool;
+use crate::counters::shared::{Settled, Shared};
 use spendgate_store::{RequestRecord, Store};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// The largest batch written in one transaction.
 const MAX_BATCH: usize = 2048;
+/// How often the spool is retried while the store is away.
+const DRAIN_EVERY: Duration = Duration::from_millis(500);
 
+// Records are nearly every message: boxing them would allocate once more per request.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
-    Record(RequestRecord),
+    /// A request that reached a provider, with its settlement in the shared counters.
+    Record(RequestRecord, Option<Settled>),
+    /// A request that did not: its reservation in the shared counters, to release.
+    Release(Settled),
     Flush(oneshot::Sender<()>),
 }
 
@@ -27,21 +42,28 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn Store>) -> Recorder {
+    /// Starts the writer task on the current runtime. `spool` is where batches wait
+    /// when the store cannot take them (none: they wait in memory).
+    pub fn start(store: Arc<dyn Store>, shared: Option<Arc<Shared>>, spool: Option<Spool>) -> Recorder {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(store, rx));
+        let writer = Writer { store, shared, spool, waiting: VecDeque::new(), memory: Vec::new() };
+        tokio::spawn(writer.run(rx));
         Recorder { tx }
     }
 
-    /// Queues a record. Never blocks.
-    pub fn record(&self, record: RequestRecord) {
-        if self.tx.send(Msg::Record(record)).is_err() {
+    /// Queues a record (and, in cluster mode, its settlement). Never blocks.
+    pub fn record(&self, record: RequestRecord, settled: Option<Settled>) {
+        if self.tx.send(Msg::Record(record, settled)).is_err() {
             tracing::error!("request record writer has stopped; a record was not written");
         }
     }
 
-    /// Waits until every record queued before this call is in the store.
+    /// Queues the release of a reservation in the shared counters.
+    pub fn release(&self, settled: Settled) {
+        let _ = self.tx.send(Msg::Release(settled));
+    }
+
+    /// Waits until every record queued before this call is durable.
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
         if self.tx.send(Msg::Flush(ack)).is_ok() {
@@ -50,30 +72,152 @@ impl Recorder {
     }
 }
 
-async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>) {
-    let mut msgs = Vec::with_capacity(MAX_BATCH);
-    let mut records = Vec::with_capacity(MAX_BATCH);
-    let mut acks = Vec::new();
-    while rx.recv_many(&mut msgs, MAX_BATCH).await > 0 {
-        for msg in msgs.drain(..) {
-            match msg {
-                Msg::Record(r) => records.push(r),
-                Msg::Flush(ack) => acks.push(ack),
+/// A batch's settlements: per record of the batch, in order (or none).
+type Settlements = Vec<Option<Settled>>;
+
+struct Writer {
+    store: Arc<dyn Store>,
+    shared: Option<Arc<Shared>>,
+    spool: Option<Spool>,
+    /// The settlements of the spooled batches, in the spool's order (`None`: a batch
+    /// adopted from a stopped instance, or already written by an interrupted drain).
+    waiting: VecDeque<Option<Settlements>>,
+    /// Batches waiting in memory when there is no spool (or it failed).
+    memory: Vec<(Vec<RequestRecord>, Settlements)>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let adopted = self.spool.as_ref().map_or(0, Spool::len);
+        self.waiting.extend((0..adopted).map(|_| None));
+        let mut msgs = Vec::with_capacity(MAX_BATCH);
+        loop {
+            if self.backlog() {
+                self.drain().await;
+            }
+            let received = if self.backlog() {
+                match tokio::time::timeout(DRAIN_EVERY, rx.recv_many(&mut msgs, MAX_BATCH)).await {
+                    Ok(n) => n,
+                    Err(_) => continue,
+                }
+            } else {
+                rx.recv_many(&mut msgs, MAX_BATCH).await
+            };
+            if received == 0 {
+                return;
+            }
+            let (mut records, mut settlements, mut releases, mut acks) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for msg in msgs.drain(..) {
+                match msg {
+                    Msg::Record(r, s) => {
+                        records.push(r);
+                        settlements.push(s);
+                    }
+                    Msg::Release(s) => releases.push(s),
+                    Msg::Flush(ack) => acks.push(ack),
+                }
+            }
+            if let Some(shared) = &self.shared {
+                shared.settle(releases, "").await;
+            }
+            if !records.is_empty() {
+                self.write(records, settlements).await;
+            }
+            for ack in acks {
+                let _ = ack.send(());
             }
         }
-        let mut delay = Duration::from_millis(50);
-        while !records.is_empty() {
-            match store.record_requests(&records).await {
-                Ok(_) => records.clear(),
+    }
+
+    fn backlog(&self) -> bool {
+        self.spool.as_ref().is_some_and(|s| !s.is_empty()) || !self.memory.is_empty()
+    }
+
+    /// Writes a batch to the store, or (the store failing) to the spool.
+    async fn write(&mut self, records: Vec<RequestRecord>, settlements: Settlements) {
+        if !self.backlog() {
+            match self.store.record_requests(&records).await {
+                Ok(committed) => return self.settle(&records, settlements, &committed).await,
                 Err(e) => {
-                    tracing::warn!(error = %e, records = records.len(), "writing request records failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    tracing::warn!(error = %e, records = records.len(), "writing request records failed; spooling them")
                 }
             }
         }
-        for ack in acks.drain(..) {
-            let _ = ack.send(());
+        if let Some(spool) = &mut self.spool {
+            match spool.append(&records) {
+                Ok(()) => return self.waiting.push_back(Some(settlements)),
+                Err(e) => tracing::error!(error = %e, "the record spool failed; keeping records in memory"),
+            }
+        }
+        self.memory.push((records, settlements));
+    }
+
+    /// Settles a written batch in the shared counters: its records that the store did
+    /// not have yet are charged (`None` settlements: replayed records, charge only).
+    async fn settle(
+        &self,
+        records: &[RequestRecord],
+        settlements: Settlements,
+        committed: &spendgate_store::Committed,
+    ) {
+        let Some(shared) = &self.shared else { return };
+        let items = records
+            .iter()
+            .zip(settlements)
+            .zip(&committed.fresh)
+            .filter_map(|((r, s), fresh)| {
+                let mut s = s.unwrap_or_else(|| Settled {
+                    entry: None,
+                    key_id: r.key_id.clone(),
+                    release: None,
+                    charge: Some((r.cost, r.created_at)),
+                });
+                if !fresh {
+                    s.charge = None;
+                }
+                (s.release.is_some() || s.charge.is_some()).then_some(s)
+            })
+            .collect();
+        shared.settle(items, &committed.epoch).await;
+    }
+
+    /// Writes what waits (spool, then memory) while the store takes it.
+    async fn drain(&mut self) {
+        // A quick look first: while the store is away, records keep going to the spool
+        // instead of waiting on connection attempts.
+        if !matches!(tokio::time::timeout(DRAIN_EVERY, self.store.ping()).await, Ok(Ok(()))) {
+            return;
+        }
+        if let Some(spool) = &self.spool
+            && !spool.is_empty()
+        {
+            let batches = match spool.read() {
+                Ok(b) => b,
+                Err(e) => return tracing::error!(error = %e, "reading the record spool failed"),
+            };
+            for (i, records) in batches.iter().enumerate() {
+                let committed = match self.store.record_requests(records).await {
+                    Ok(c) => c,
+                    Err(_) => return,
+                };
+                let settlements = self.waiting.get_mut(i).and_then(Option::take).unwrap_or_default();
+                let settlements =
+                    if settlements.is_empty() { records.iter().map(|_| None).collect() } else { settlements };
+                self.settle(records, settlements, &committed).await;
+            }
+            tracing::info!(batches = batches.len(), "wrote the spooled request records");
+            self.waiting.clear();
+            if let Some(spool) = &mut self.spool
+                && let Err(e) = spool.clear()
+            {
+                tracing::error!(error = %e, "emptying the record spool failed");
+            }
+        }
+        while !self.memory.is_empty() {
+            let Ok(committed) = self.store.record_requests(&self.memory[0].0).await else { return };
+            let (records, settlements) = self.memory.remove(0);
+            self.settle(&records, settlements, &committed).await;
         }
     }
 }

@@ -5,6 +5,8 @@
 
 use super::keys::KeyEntry;
 use super::recorder::Recorder;
+use crate::counters::Hold;
+use crate::counters::shared::Settled;
 use crate::random;
 use spendgate_core::meter::Admission;
 use spendgate_core::secret::base62;
@@ -25,6 +27,7 @@ pub struct Estimate {
 pub struct Settlement {
     entry: Arc<KeyEntry>,
     admission: Option<Admission>,
+    hold: Hold,
     recorder: Recorder,
     prices: Prices,
     record: RequestRecord,
@@ -37,6 +40,7 @@ impl Settlement {
     pub fn new(
         entry: Arc<KeyEntry>,
         admission: Admission,
+        hold: Hold,
         recorder: Recorder,
         key: &SpendKey,
         model: &spendgate_core::Model,
@@ -61,7 +65,16 @@ impl Settlement {
             latency_ms: 0,
             created_at: admission.at,
         };
-        Settlement { entry, admission: Some(admission), recorder, prices: model.prices, record, started, estimate }
+        Settlement {
+            entry,
+            admission: Some(admission),
+            hold,
+            recorder,
+            prices: model.prices,
+            record,
+            started,
+            estimate,
+        }
     }
 
     pub fn reserved(&self) -> Usd {
@@ -73,13 +86,23 @@ impl Settlement {
     pub fn settle(&mut self, usage: TokenUsage, status: u16) -> Usd {
         let Some(admission) = self.admission.take() else { return Usd::ZERO };
         let cost = self.prices.cost(&usage);
-        self.entry.lock().meter.settle(admission, cost);
         let mut record = self.record.clone();
         record.status = status;
         record.usage = usage;
         record.cost = cost;
         record.latency_ms = self.started.elapsed().as_millis() as u64;
-        self.recorder.record(record);
+        match self.hold {
+            Hold::Local => {
+                self.entry.lock().meter.settle(admission, cost);
+                self.recorder.record(record, None);
+            }
+            // Shared counters settle once the ledger has the record.
+            Hold::Shared { .. } => {
+                let at = admission.at;
+                let settled = self.settled(admission, Some((cost, at)));
+                self.recorder.record(record, Some(settled));
+            }
+        }
         cost
     }
 
@@ -98,8 +121,22 @@ impl Settlement {
 
     /// Nothing reached the provider: drop the reservation, record nothing.
     pub fn release(&mut self) {
-        if let Some(admission) = self.admission.take() {
-            self.entry.lock().meter.release(&admission);
+        let Some(admission) = self.admission.take() else { return };
+        match self.hold {
+            Hold::Local => self.entry.lock().meter.release(&admission),
+            Hold::Shared { .. } => {
+                let settled = self.settled(admission, None);
+                self.recorder.release(settled);
+            }
+        }
+    }
+
+    fn settled(&self, admission: Admission, charge: Option<(Usd, spendgate_core::Timestamp)>) -> Settled {
+        Settled {
+            entry: Some(self.entry.clone()),
+            key_id: self.record.key_id.clone(),
+            release: Some((admission, self.hold)),
+            charge,
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::error::ApiError;
 use crate::random;
 use crate::state::AppState;
 use serde_json::Value;
-use spendgate_core::{KeyStatus, KeyUsage, Mode, Secret, SpendKey, SpendKeyChanges, SpendKeyId, WalletId};
+use spendgate_core::{KeyStatus, Mode, Secret, SpendKey, SpendKeyChanges, SpendKeyId, WalletId};
 use spendgate_store::Listed;
 
 /// How often a change is retried when a writer in another process changed the key
@@ -42,6 +42,7 @@ pub async fn create(state: &AppState, wallet: &WalletId, body: &Value) -> Result
     key.apply(changes, now);
     state.store.insert_spend_key(&key).await?;
     state.keys.upsert(key.clone());
+    state.counters.changed(&key).await;
     tracing::info!(wallet = %wallet, key = %key.id, "spend key created");
     Ok((key, secret))
 }
@@ -117,8 +118,10 @@ async fn modify(
         let version = key.version;
         change(&mut key);
         if state.store.update_spend_key(&key, version).await? {
-            // In force for the very next request.
+            // In force for the very next request, on this instance and (cluster mode)
+            // on every other.
             state.keys.upsert(key.clone());
+            state.counters.changed(&key).await;
             return Ok(key);
         }
     }
@@ -126,10 +129,4 @@ async fn modify(
         crate::error::ErrorKind::Conflict,
         format!("spend key {id} is being changed by other requests; try again"),
     ))
-}
-
-/// Usage figures for the key's current cycles, from the gateway's meters (which hold
-/// every settled request, written to the store or still queued).
-pub fn usage(state: &AppState, key: &SpendKey) -> KeyUsage {
-    state.keys.usage(key, state.now())
 }

@@ -41,7 +41,7 @@ async fn render(
     key: &spendgate_core::SpendKey,
     secret: Option<&spendgate_core::Secret>,
 ) -> Result<SpendKeyView, ApiError> {
-    let usage = keys::usage(state, key);
+    let usage = crate::counters::usage(state, &[key]).await.pop().unwrap_or_default();
     Ok(SpendKeyView::new(key, &usage, secret))
 }
 
@@ -80,10 +80,9 @@ async fn list(
     let (before, limit) = parse_page(&query, CURSOR_PREFIX)?;
     let (page, has_more) = keys::list(&state, &auth.wallet_id, before, limit).await?;
     let next_cursor = if has_more { page.last().map(|l| format!("{CURSOR_PREFIX}{}", radix36(l.seq))) } else { None };
-    let mut data = Vec::with_capacity(page.len());
-    for listed in &page {
-        data.push(render(&state, &listed.key, None).await?);
-    }
+    let page_keys: Vec<&spendgate_core::SpendKey> = page.iter().map(|l| &l.key).collect();
+    let usages = crate::counters::usage(&state, &page_keys).await;
+    let data = page_keys.iter().zip(&usages).map(|(k, u)| SpendKeyView::new(k, u, None)).collect();
     Ok(Json(ListView { data, has_more, next_cursor }))
 }
 

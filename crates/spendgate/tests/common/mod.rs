@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+pub mod cluster;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spendgate");
@@ -63,7 +65,12 @@ pub fn cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
 
 /// Creates a wallet through the CLI: (wallet id, wallet API key).
 pub fn create_wallet(dir: &TempDir, name: &str) -> (String, String) {
-    let (ok, out, err) = cli(&["wallets", "create", "--name", name, "--database", &dir.db_url(), "--json"], &[]);
+    create_wallet_in(&dir.db_url(), name)
+}
+
+/// Creates a wallet in the database at `url` through the CLI: (wallet id, wallet API key).
+pub fn create_wallet_in(url: &str, name: &str) -> (String, String) {
+    let (ok, out, err) = cli(&["wallets", "create", "--name", name, "--database", url, "--json"], &[]);
     assert!(ok, "wallets create failed: {err}");
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     (v["wallet_id"].as_str().unwrap().to_string(), v["key"].as_str().unwrap().to_string())
@@ -83,11 +90,17 @@ impl Server {
 
     /// Starts with extra environment variables (provider keys and base URLs).
     pub fn start_env(dir: &TempDir, env: &[(&str, &str)]) -> Server {
+        Server::launch(dir, &["--database", &dir.db_url()], env)
+    }
+
+    /// `spendgate serve --listen 127.0.0.1:0 ARGS...` with `env`, logging to a file in `dir`.
+    pub fn launch(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
         static N: AtomicU32 = AtomicU32::new(0);
         let log = dir.path(&format!("server-{}.log", N.fetch_add(1, Ordering::Relaxed)));
         let log_file = std::fs::File::create(&log).unwrap();
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &dir.db_url()])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .env("SPENDGATE_LOG", "debug")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -199,7 +212,11 @@ impl Api {
 
 /// The mock provider, in this process, on a loopback port: (its URL, the mock).
 pub async fn start_mock() -> (String, spendgate_mock::Mock) {
-    let mock = spendgate_mock::Mock::new(spendgate_mock::MockConfig::default());
+    start_mock_with(spendgate_mock::MockConfig::default()).await
+}
+
+pub async fn start_mock_with(config: spendgate_mock::MockConfig) -> (String, spendgate_mock::Mock) {
+    let mock = spendgate_mock::Mock::new(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(spendgate_mock::serve(mock.clone(), listener));
@@ -214,6 +231,60 @@ pub fn provider_env(mock_url: &str) -> Vec<(&'static str, String)> {
         ("ANTHROPIC_API_KEY", "sk-test-anthropic".to_string()),
         ("ANTHROPIC_BASE_URL", mock_url.to_string()),
     ]
+}
+
+/// A TCP proxy on a loopback port that a test can take down (every connection cut,
+/// new ones refused) and bring back: a database or cache "unreachable" without stopping
+/// the machine's shared server.
+pub struct TcpProxy {
+    pub addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: &str) -> TcpProxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = std::sync::Arc::new(AtomicBool::new(true));
+        let generation = std::sync::Arc::new(AtomicU64::new(0));
+        let (target, up2, gen2) = (target.to_string(), up.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let (target, up, generation) = (target.clone(), up2.clone(), gen2.clone());
+                tokio::spawn(async move {
+                    let born = generation.load(Ordering::SeqCst);
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else { return };
+                    let cut = async {
+                        while up.load(Ordering::SeqCst) && generation.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut => {}
+                    }
+                });
+            }
+        });
+        TcpProxy { addr, up, generation }
+    }
+
+    /// Cuts every connection and refuses new ones (in effect when this returns).
+    pub async fn down(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.up.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    pub fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Does `haystack` contain `needle` anywhere (bytes)?

@@ -77,15 +77,17 @@ impl CostBound {
     }
 
     /// What the strict policy reserves out of `budget`: the worst case when it fits;
-    /// else the most output that fits, with max tokens lowered to it; `None` when not
-    /// even one output token fits.
+    /// else the rest of the budget, with max tokens lowered to the most output it
+    /// affords; `None` when not even one output token fits. (Reserving the rest, not
+    /// the lowered request's exact worst case, differs by less than one token's price
+    /// and lets the shared counters decide with the same rule in one script.)
     pub fn reservation(&self, budget: Usd) -> Option<(Usd, Option<u64>)> {
         let worst = self.worst_case();
         if worst <= budget {
             return Some((worst, None));
         }
         let tokens = self.affordable_output(budget)?;
-        Some((self.input_cost() + self.output_cost(tokens), Some(tokens)))
+        Some((budget, Some(tokens)))
     }
 
     /// The largest max-tokens whose worst case fits in `budget`, if at least one does.

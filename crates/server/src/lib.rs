@@ -72,14 +72,20 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Ready when the store answers and, in cluster mode, Redis too (failing closed, an
+/// instance without Redis cannot admit requests).
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "store not reachable");
-            ApiError::new(ErrorKind::Unavailable, "the store is not reachable").into_response()
-        }
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "store not reachable");
+        return ApiError::new(ErrorKind::Unavailable, "the store is not reachable").into_response();
     }
+    if let counters::Counters::Shared(shared) = &state.counters
+        && let Err(e) = shared.ping().await
+    {
+        tracing::warn!(error = %e, "Redis not reachable");
+        return ApiError::new(ErrorKind::Unavailable, "the shared counters (Redis) are not reachable").into_response();
+    }
+    Json(json!({ "status": "ready" })).into_response()
 }
 
 /// 404 that says which base URL a tool should use when the path is a known mistake.

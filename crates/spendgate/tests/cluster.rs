@@ -373,6 +373,7 @@ async fn without_redis_the_gateway_fails_closed_or_open_as_configured() {
     }
 
     proxy.down().await;
+    assert_eq!(Api::new(&cluster.servers[0], "").call("GET", "/readyz", None).await.status, 503, "not ready");
     // Closed: a clear 503 in each endpoint's own error format.
     let r = Api::new(&cluster.servers[0], &secret).post("/v1/chat/completions", chat("hi", 16, false)).await;
     assert_eq!(r.status, 503, "{}", r.body);
@@ -398,6 +399,10 @@ async fn without_redis_the_gateway_fails_closed_or_open_as_configured() {
     assert_eq!(Api::new(&cluster.servers[1], &asecret).post("/v1/messages", message.clone()).await.status, 200);
 
     proxy.up();
+    eventually("the closed instance to be ready again", async || {
+        Api::new(&cluster.servers[0], "").call("GET", "/readyz", None).await.status == 200
+    })
+    .await;
     eventually("the closed instance to serve again", async || {
         Api::new(&cluster.servers[0], &asecret).post("/v1/messages", message.clone()).await.status == 200
     })

@@ -21,6 +21,7 @@ pub enum Counters {
 }
 
 /// A request let through.
+#[derive(Debug)]
 pub struct Admitted {
     pub admission: Admission,
     /// What is left under the key's caps, counting this request.

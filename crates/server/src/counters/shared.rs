@@ -368,6 +368,11 @@ impl Shared {
         Ok(Admitted { admission, headroom, rules: key.clone(), hold })
     }
 
+    /// Succeeds when Redis answers.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        redis::cmd("PING").query_async::<()>(&mut self.conn()).await
+    }
+
     /// Whether `key` is the version Redis knows (true when Redis cannot say).
     pub async fn is_current(&self, key: &SpendKey) -> bool {
         let v: Result<Option<i64>, _> =

@@ -244,6 +244,9 @@ async fn flushing_redis_mid_load_keeps_the_caps_and_the_counters() {
             let mut statuses = Vec::new();
             while start.elapsed() < Duration::from_secs(6) {
                 let r = api.post("/v1/chat/completions", chat("[[mock:tokens:400]] go", 400, true)).await;
+                if ![200, 429].contains(&r.status) {
+                    eprintln!("unexpected {}: {}", r.status, r.body);
+                }
                 statuses.push(r.status);
                 if r.status != 200 {
                     tokio::time::sleep(Duration::from_millis(50)).await;

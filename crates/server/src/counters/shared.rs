@@ -539,11 +539,13 @@ impl Shared {
         // What held (dead or alive) instances held is put back by the live ones.
         let members: Vec<String> =
             redis::cmd("SMEMBERS").arg(&self.names.instances).query_async(&mut self.conn()).await?;
-        let mut pipe = redis::pipe();
-        for m in &members {
-            pipe.cmd("DEL").arg(format!("{}:held:{m}", self.names.prefix)).ignore();
+        if !members.is_empty() {
+            let mut del = redis::cmd("DEL");
+            for m in &members {
+                del.arg(format!("{}:held:{m}", self.names.prefix));
+            }
+            del.query_async::<()>(&mut self.conn()).await?;
         }
-        pipe.query_async::<()>(&mut self.conn()).await?;
         for chunk in versions.chunks(REBUILD_CHUNK) {
             let mut pipe = redis::pipe();
             for (id, version) in chunk {

@@ -2,13 +2,13 @@
 //! backends: both use the same column names and types (BIGINT instants in unix
 //! milliseconds, nano-dollar integers, SHA-256 hashes as bytes, JSON name lists).
 
-use crate::{Listed, RequestRecord, Session, StoreError, UsageDay, UsageTotal};
+use crate::{DayTotal, Listed, ModelTotal, RequestRecord, Session, StoreError, UsageDay, UsageTotal};
 use spendgate_core::{
-    Cycle, KeyHash, KeyStatus, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit, Timestamp, TokenUsage, Usd,
-    Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
+    Cycle, KeyHash, KeyStatus, KeyUsage, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit, Timestamp,
+    TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
 };
 use sqlx::query::Query;
-use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 use std::str::FromStr;
 
 /// The spend-key columns in table order; `seq` first, then what [`bind_spend_key`] binds.
@@ -223,6 +223,87 @@ where
         requests: count(r.i64("requests")?, "requests")?,
         last_used_at: r.opt_i64("last_used_at")?.map(ts),
     })
+}
+
+/// `day, requests, tokens, spend`.
+pub(crate) fn day_total<'r, R: Decodes<'r>>(r: &'r R) -> Result<DayTotal, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    Ok(DayTotal {
+        day: r.i64("day")?,
+        requests: count(r.i64("requests")?, "requests")?,
+        tokens: count(r.i64("tokens")?, "tokens")?,
+        spend: Usd::from_nanos(r.i64("spend")?),
+    })
+}
+
+/// `model, provider, requests, tokens, spend`.
+pub(crate) fn model_total<'r, R: Decodes<'r>>(r: &'r R) -> Result<ModelTotal, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    Ok(ModelTotal {
+        model: r.text("model")?,
+        provider: r.text("provider")?,
+        requests: count(r.i64("requests")?, "requests")?,
+        tokens: count(r.i64("tokens")?, "tokens")?,
+        spend: Usd::from_nanos(r.i64("spend")?),
+    })
+}
+
+/// `current_spend, total_spend, current_requests, total_requests, last_used_at`.
+pub(crate) fn key_usage<'r, R: Decodes<'r>>(r: &'r R) -> Result<KeyUsage, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    Ok(KeyUsage {
+        current_spend: Usd::from_nanos(r.i64("current_spend")?),
+        total_spend: Usd::from_nanos(r.i64("total_spend")?),
+        current_requests: count(r.i64("current_requests")?, "current_requests")?,
+        total_requests: count(r.i64("total_requests")?, "total_requests")?,
+        last_used_at: r.opt_i64("last_used_at")?.map(ts),
+    })
+}
+
+/// Appends `VALUES (...), ...` of `records` in [`RECORD_COLUMNS`] order.
+pub(crate) fn push_records<'a, DB: Database>(q: &mut QueryBuilder<'a, DB>, records: &'a [RequestRecord])
+where
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    q.push_values(records, |mut b, r| {
+        b.push_bind(r.id.as_str())
+            .push_bind(r.key_id.as_str())
+            .push_bind(r.wallet_id.as_str())
+            .push_bind(r.model.as_str())
+            .push_bind(r.provider.as_str())
+            .push_bind(r.endpoint.as_str())
+            .push_bind(i64::from(r.status))
+            .push_bind(big(r.usage.input))
+            .push_bind(big(r.usage.cached_input))
+            .push_bind(big(r.usage.cache_write))
+            .push_bind(big(r.usage.output))
+            .push_bind(r.cost.nanos())
+            .push_bind(big(r.latency_ms))
+            .push_bind(r.created_at.unix_millis());
+    });
+}
+
+/// Appends `VALUES (...), ...` of `deltas` for `key_usage_daily`.
+pub(crate) fn push_deltas<'a, DB: Database>(q: &mut QueryBuilder<'a, DB>, deltas: &'a [DailyDelta<'a>])
+where
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    q.push_values(deltas, |mut b, d| {
+        b.push_bind(d.key_id)
+            .push_bind(d.day)
+            .push_bind(d.requests)
+            .push_bind(d.spend_nanos)
+            .push_bind(d.tokens)
+            .push_bind(d.last_used_at);
+    });
 }
 
 /// An unsigned figure as the database's signed BIGINT (saturating: figures this large

@@ -66,11 +66,8 @@ impl Counters {
     ) -> Result<Admitted, AdmitError> {
         match self {
             Counters::Local => {
-                let mut slot = entry.lock();
-                let rules = slot.key.clone();
-                let admission = slot.meter.admit(&rules, bound, policy, now).map_err(AdmitError::Refused)?;
-                let headroom = slot.meter.headroom(&rules, now);
-                Ok(Admitted { admission, headroom, rules, hold: Hold::Local })
+                let rules = entry.lock().key.clone();
+                admit_locally(entry, rules, bound, policy, now, Hold::Local)
             }
             Counters::Shared(shared) => shared.admit(entry, key, bound, policy, now).await,
         }
@@ -91,6 +88,22 @@ impl Counters {
             shared.changed(key).await;
         }
     }
+}
+
+/// Admission by the key's meter in memory (one instance; or, failing open, an instance
+/// of a cluster that cannot reach Redis).
+fn admit_locally(
+    entry: &KeyEntry,
+    rules: Arc<SpendKey>,
+    bound: &CostBound,
+    policy: ReservationPolicy,
+    now: Timestamp,
+    hold: Hold,
+) -> Result<Admitted, AdmitError> {
+    let mut slot = entry.lock();
+    let admission = slot.meter.admit(&rules, bound, policy, now).map_err(AdmitError::Refused)?;
+    let headroom = slot.meter.headroom(&rules, now);
+    Ok(Admitted { admission, headroom, rules, hold })
 }
 
 /// Usage figures of keys for the wallet API (settled requests; current cycles, totals).

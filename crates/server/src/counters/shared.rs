@@ -361,11 +361,7 @@ impl Shared {
             )));
         }
         tracing::warn!(%error, "shared counters unreachable: admitting with this instance's own counters");
-        let mut slot = entry.lock();
-        let admission = slot.meter.admit(key, bound, policy, now).map_err(AdmitError::Refused)?;
-        let headroom = slot.meter.headroom(key, now);
-        let hold = Hold::Shared { in_redis: false, generation };
-        Ok(Admitted { admission, headroom, rules: key.clone(), hold })
+        super::admit_locally(entry, key.clone(), bound, policy, now, Hold::Shared { in_redis: false, generation })
     }
 
     /// Succeeds when Redis answers.

@@ -6,15 +6,13 @@
 
 mod migrate;
 
-use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, big, bind_spend_key};
+use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, bind_spend_key};
 use crate::{
     Committed, CounterRebuild, DayTotal, Listed, ModelTotal, RequestRecord, Session, Store, StoreError, UsageDay,
     UsageTotal,
 };
 use async_trait::async_trait;
-use spendgate_core::{
-    KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Usd, Wallet, WalletId, WalletKey, WalletKeyId,
-};
+use spendgate_core::{KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool, Postgres, QueryBuilder, Row, Transaction};
 use std::collections::HashSet;
@@ -249,22 +247,7 @@ impl Store for PostgresStore {
         // PostgreSQL allows 65535 bound parameters; 14 per record.
         for chunk in records.chunks(1000) {
             let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.id)
-                    .push_bind(r.key_id.as_str())
-                    .push_bind(r.wallet_id.as_str())
-                    .push_bind(&r.model)
-                    .push_bind(&r.provider)
-                    .push_bind(&r.endpoint)
-                    .push_bind(i64::from(r.status))
-                    .push_bind(big(r.usage.input))
-                    .push_bind(big(r.usage.cached_input))
-                    .push_bind(big(r.usage.cache_write))
-                    .push_bind(big(r.usage.output))
-                    .push_bind(r.cost.nanos())
-                    .push_bind(big(r.latency_ms))
-                    .push_bind(r.created_at.unix_millis());
-            });
+            rows::push_records(&mut q, chunk);
             q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
             for row in q.build().fetch_all(&mut *tx).await? {
                 inserted.insert(row.try_get::<String, _>("id")?);
@@ -276,14 +259,7 @@ impl Store for PostgresStore {
             let mut q = QueryBuilder::new(
                 "INSERT INTO key_usage_daily (key_id, day, requests, spend_nanos, tokens, last_used_at) ",
             );
-            q.push_values(chunk, |mut b, d| {
-                b.push_bind(d.key_id)
-                    .push_bind(d.day)
-                    .push_bind(d.requests)
-                    .push_bind(d.spend_nanos)
-                    .push_bind(d.tokens)
-                    .push_bind(d.last_used_at);
-            });
+            rows::push_deltas(&mut q, chunk);
             q.push(
                 " ON CONFLICT (key_id, day) DO UPDATE SET requests = key_usage_daily.requests + excluded.requests, \
                  spend_nanos = key_usage_daily.spend_nanos + excluded.spend_nanos, \
@@ -336,16 +312,7 @@ impl Store for PostgresStore {
         .bind(to_day)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DayTotal {
-                    day: r.try_get("day")?,
-                    requests: r.try_get::<i64, _>("requests")?.max(0) as u64,
-                    tokens: r.try_get::<i64, _>("tokens")?.max(0) as u64,
-                    spend: Usd::from_nanos(r.try_get("spend")?),
-                })
-            })
-            .collect()
+        rows.iter().map(rows::day_total).collect()
     }
 
     async fn usage_by_model(
@@ -369,17 +336,7 @@ impl Store for PostgresStore {
         .bind(to.unix_millis())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ModelTotal {
-                    model: r.try_get("model")?,
-                    provider: r.try_get("provider")?,
-                    requests: r.try_get::<i64, _>("requests")?.max(0) as u64,
-                    tokens: r.try_get::<i64, _>("tokens")?.max(0) as u64,
-                    spend: Usd::from_nanos(r.try_get("spend")?),
-                })
-            })
-            .collect()
+        rows.iter().map(rows::model_total).collect()
     }
 
     async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
@@ -439,13 +396,7 @@ impl Store for PostgresStore {
         .bind(key.as_str())
         .fetch_one(&self.pool)
         .await?;
-        Ok(KeyUsage {
-            current_spend: Usd::from_nanos(row.try_get("current_spend")?),
-            total_spend: Usd::from_nanos(row.try_get("total_spend")?),
-            current_requests: row.try_get::<i64, _>("current_requests")?.max(0) as u64,
-            total_requests: row.try_get::<i64, _>("total_requests")?.max(0) as u64,
-            last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(rows::ts),
-        })
+        rows::key_usage(&row)
     }
 
     async fn counter_epoch(&self) -> Result<String, StoreError> {

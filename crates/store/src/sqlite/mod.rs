@@ -3,12 +3,10 @@
 
 mod migrate;
 
-use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, big, bind_spend_key, ts};
+use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, bind_spend_key};
 use crate::{Committed, DayTotal, Listed, ModelTotal, RequestRecord, Session, Store, StoreError, UsageDay, UsageTotal};
 use async_trait::async_trait;
-use spendgate_core::{
-    KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Usd, Wallet, WalletId, WalletKey, WalletKeyId,
-};
+use spendgate_core::{KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 use std::collections::HashSet;
@@ -221,22 +219,7 @@ impl Store for SqliteStore {
         let mut inserted = HashSet::new();
         for chunk in records.chunks(1000) {
             let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.id)
-                    .push_bind(r.key_id.as_str())
-                    .push_bind(r.wallet_id.as_str())
-                    .push_bind(&r.model)
-                    .push_bind(&r.provider)
-                    .push_bind(&r.endpoint)
-                    .push_bind(i64::from(r.status))
-                    .push_bind(big(r.usage.input))
-                    .push_bind(big(r.usage.cached_input))
-                    .push_bind(big(r.usage.cache_write))
-                    .push_bind(big(r.usage.output))
-                    .push_bind(r.cost.nanos())
-                    .push_bind(big(r.latency_ms))
-                    .push_bind(r.created_at.unix_millis());
-            });
+            rows::push_records(&mut q, chunk);
             q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
             for row in q.build().fetch_all(&mut *tx).await? {
                 inserted.insert(row.try_get::<String, _>("id")?);
@@ -249,14 +232,7 @@ impl Store for SqliteStore {
             let mut q = QueryBuilder::new(
                 "INSERT INTO key_usage_daily (key_id, day, requests, spend_nanos, tokens, last_used_at) ",
             );
-            q.push_values(chunk, |mut b, d| {
-                b.push_bind(d.key_id)
-                    .push_bind(d.day)
-                    .push_bind(d.requests)
-                    .push_bind(d.spend_nanos)
-                    .push_bind(d.tokens)
-                    .push_bind(d.last_used_at);
-            });
+            rows::push_deltas(&mut q, chunk);
             q.push(
                 " ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + excluded.requests, \
                  spend_nanos = spend_nanos + excluded.spend_nanos, tokens = tokens + excluded.tokens, \
@@ -309,16 +285,7 @@ impl Store for SqliteStore {
         .bind(to_day)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DayTotal {
-                    day: r.try_get("day")?,
-                    requests: r.try_get::<i64, _>("requests")? as u64,
-                    tokens: r.try_get::<i64, _>("tokens")? as u64,
-                    spend: Usd::from_nanos(r.try_get("spend")?),
-                })
-            })
-            .collect()
+        rows.iter().map(rows::day_total).collect()
     }
 
     async fn usage_by_model(
@@ -342,17 +309,7 @@ impl Store for SqliteStore {
         .bind(to.unix_millis())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ModelTotal {
-                    model: r.try_get("model")?,
-                    provider: r.try_get("provider")?,
-                    requests: r.try_get::<i64, _>("requests")? as u64,
-                    tokens: r.try_get::<i64, _>("tokens")? as u64,
-                    spend: Usd::from_nanos(r.try_get("spend")?),
-                })
-            })
-            .collect()
+        rows.iter().map(rows::model_total).collect()
     }
 
     async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
@@ -412,12 +369,6 @@ impl Store for SqliteStore {
         .bind(key.as_str())
         .fetch_one(&self.pool)
         .await?;
-        Ok(KeyUsage {
-            current_spend: Usd::from_nanos(row.try_get("current_spend")?),
-            total_spend: Usd::from_nanos(row.try_get("total_spend")?),
-            current_requests: row.try_get::<i64, _>("current_requests")? as u64,
-            total_requests: row.try_get::<i64, _>("total_requests")? as u64,
-            last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(ts),
-        })
+        rows::key_usage(&row)
     }
 }

@@ -55,6 +55,8 @@ pub const GRACE: Duration = Duration::from_millis(1000);
 const TIMEOUT: Duration = Duration::from_millis(1000);
 /// Keys written per pipeline during a rebuild.
 const REBUILD_CHUNK: usize = 500;
+/// Settlements per script.
+const SETTLE_CHUNK: usize = 256;
 
 /// How to reach the shared counters.
 #[derive(Clone, Debug)]
@@ -416,13 +418,15 @@ impl Shared {
     /// Settles a batch whose records (if any) the ledger committed in `committed_epoch`:
     /// releases reservations and adds usage, exactly once. What Redis cannot take now is
     /// owed and retried by the heartbeat.
-    pub async fn settle(&self, items: Vec<Settled>, committed_epoch: &str) {
-        if items.is_empty() {
-            return;
-        }
-        if let Err(e) = self.try_settle(&items, committed_epoch).await {
-            tracing::warn!(error = %e, items = items.len(), "shared counters unreachable: settlement owed");
-            lock(&self.owed).settles.push((items, committed_epoch.to_string()));
+    pub async fn settle(&self, mut items: Vec<Settled>, committed_epoch: &str) {
+        // In scripts of a few hundred items, so that none holds Redis up for long.
+        while !items.is_empty() {
+            let rest = items.split_off(items.len().min(SETTLE_CHUNK));
+            let chunk = std::mem::replace(&mut items, rest);
+            if let Err(e) = self.try_settle(&chunk, committed_epoch).await {
+                tracing::warn!(error = %e, items = chunk.len(), "shared counters unreachable: settlement owed");
+                lock(&self.owed).settles.push((chunk, committed_epoch.to_string()));
+            }
         }
     }
 

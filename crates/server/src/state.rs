@@ -42,8 +42,6 @@ pub struct AppState {
 pub enum StartError {
     #[error("loading keys and usage from the store: {0}")]
     Store(#[from] StoreError),
-    #[error("building the HTTP clients for the providers: {0}")]
-    Http(#[from] reqwest::Error),
     #[error("joining the cluster's shared counters: {0}")]
     Shared(#[from] SharedError),
     #[error("opening the record spool in {dir}: {source}")]
@@ -56,7 +54,7 @@ impl AppState {
     /// current Tokio runtime).
     pub async fn build(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
         let keys = Arc::new(Keys::load(&*store, clock.now()).await?);
-        let upstreams = Upstreams::new(&config.catalog)?;
+        let upstreams = Upstreams::new(&config.catalog);
         let shared = match &config.shared {
             Some(c) => Some(Shared::start(c, store.clone(), keys.clone(), clock.clone()).await?),
             None => None,

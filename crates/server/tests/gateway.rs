@@ -582,3 +582,25 @@ async fn models_are_listed_in_the_clients_own_shape() {
     assert_eq!(sonnet["type"], "model");
     assert!(sonnet["created_at"].as_str().unwrap().starts_with("2025-05"), "{sonnet}");
 }
+
+/// A provider that cannot be reached: 502 in the client's format, naming the provider,
+/// and nothing reserved or charged.
+#[tokio::test]
+async fn an_unreachable_provider_is_a_502_that_costs_nothing() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let extra = format!("[[provider]]\nname = \"groq\"\nbase_url = \"http://{closed}/v1\"\napi_key = \"gsk-test\"\n");
+    let gw = Gateway::start_with(MockConfig::default(), &extra).await;
+    let (id, key) = gw.key(json!({"name": "u", "spend_limit": {"amount": "1", "cycle": "daily"}})).await;
+    let r = gw.call("/v1/chat/completions", &key, Gateway::chat("openai/gpt-oss-20b", "hi")).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("could not reach provider groq"), "{message}");
+    assert!(!message.contains("gsk-test"), "no credential in errors");
+    let entry = gw.state.keys.by_id(&spendgate_core::SpendKeyId::new(id.clone())).unwrap();
+    let held = {
+        let slot = entry.lock();
+        (slot.meter.reserved(), slot.meter.in_flight())
+    };
+    assert_eq!(held, (spendgate_core::Usd::ZERO, 0), "the reservation was released");
+    assert_eq!(gw.get_key(&id).await["total_requests"], 0, "nothing reached a provider");
+}

@@ -1,9 +1,10 @@
 //! Anthropic's Messages format: what a request asks for and what it used.
 
 use crate::openai::{MAX_TOKENS_CEILING, model, object, positive, stream};
-use crate::{RequestError, RequestFacts, StreamUsage, Tally, bound, uint};
+use crate::{Observed, RequestError, RequestFacts, StreamUsage, Tally, bound, uint};
 use serde_json::{Value, json};
 use spendgate_core::TokenUsage;
+use std::borrow::Cow;
 
 /// Reads what the gateway needs from a Messages request (`max_tokens` is required).
 pub fn facts(body: &Value) -> Result<RequestFacts, RequestError> {
@@ -55,10 +56,33 @@ pub struct MessagesStream {
     tally: Tally,
 }
 
+/// A Messages event's type, for streams that do not name their events.
+#[derive(serde::Deserialize)]
+struct EventType<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Cow<'a, str>,
+}
+
 impl StreamUsage for MessagesStream {
-    fn observe(&mut self, event: Option<&str>, data: &Value) {
-        let kind = event.or_else(|| data["type"].as_str()).unwrap_or("");
-        match kind {
+    fn observe(&mut self, event: Option<&str>, data: &str) -> Observed {
+        // Anthropic names every event; a stream without names says it in `type`.
+        let kind: Cow<str> = match event {
+            Some(e) => Cow::Borrowed(e),
+            None => match serde_json::from_str::<EventType>(data) {
+                Ok(h) => Cow::Owned(h.kind.into_owned()),
+                Err(_) => return Observed::default(),
+            },
+        };
+        if kind == "content_block_delta" {
+            // Most events: their text counted by a scan, not parsed.
+            self.tally.chars += crate::text_chars(data, &["text", "partial_json", "thinking"]);
+            return Observed::default();
+        }
+        if kind != "message_start" && kind != "message_delta" {
+            return Observed::default();
+        }
+        let Ok(data) = serde_json::from_str::<Value>(data) else { return Observed::default() };
+        match kind.as_ref() {
             "message_start" => self.usage = read_usage(&data["message"]["usage"]),
             "message_delta" => {
                 let u = &data["usage"];
@@ -75,13 +99,9 @@ impl StreamUsage for MessagesStream {
                 }
                 self.tally.usage = Some(self.usage);
             }
-            "content_block_delta" => {
-                for field in ["text", "partial_json", "thinking"] {
-                    self.tally.count(&data["delta"][field]);
-                }
-            }
             _ => {}
         }
+        Observed::default()
     }
 
     fn tally(&self) -> &Tally {
@@ -111,13 +131,17 @@ mod tests {
         s.observe(
             Some("message_start"),
             &json!({"type": "message_start", "message": {"usage": {"input_tokens": 10, "cache_read_input_tokens": 50,
-                "cache_creation_input_tokens": 5, "output_tokens": 1}}}),
+                "cache_creation_input_tokens": 5, "output_tokens": 1}}})
+            .to_string(),
         );
         assert_eq!(s.reported(), None);
         assert_eq!(s.partial().input, 10);
-        s.observe(Some("content_block_delta"), &json!({"delta": {"type": "text_delta", "text": "Hi!"}}));
-        s.observe(Some("message_delta"), &json!({"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}}));
-        s.observe(Some("message_delta"), &json!({"usage": {"output_tokens": 9}}));
+        s.observe(Some("content_block_delta"), &json!({"delta": {"type": "text_delta", "text": "Hi!"}}).to_string());
+        s.observe(
+            Some("message_delta"),
+            &json!({"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}}).to_string(),
+        );
+        s.observe(Some("message_delta"), &json!({"usage": {"output_tokens": 9}}).to_string());
         assert_eq!(s.reported(), Some(TokenUsage { input: 10, cached_input: 50, cache_write: 5, output: 9 }));
         assert_eq!(s.output_chars(), 3);
         assert_eq!(

@@ -55,10 +55,98 @@ impl Tally {
     }
 }
 
-/// Watches a stream's events and keeps what they say about usage.
+/// An answer's `usage` alone, as `{"usage": ...}`, for metering an answer that is
+/// passed on as it is: the rest of the body is skipped, not built into a tree.
+pub fn usage_only(body: &[u8]) -> Option<Value> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        usage: Value,
+    }
+    let answer: Answer = serde_json::from_slice(body).ok()?;
+    let mut out = serde_json::Map::new();
+    out.insert("usage".into(), answer.usage);
+    Some(Value::Object(out))
+}
+
+/// Characters of the JSON string values of `keys` anywhere in `json` (an escape counts
+/// as the one character it stands for), without parsing it: the streamed-text tally of
+/// every event, for the estimate of a stream that breaks. Strings are skipped whole, so
+/// a key's name inside another string never counts.
+pub fn text_chars(json: &str, keys: &[&str]) -> u64 {
+    let b = json.as_bytes();
+    let (mut total, mut i, mut wanted) = (0, 0, false);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let (end, chars) = scan_string(b, i + 1);
+                if wanted {
+                    total += chars;
+                    wanted = false;
+                } else {
+                    let mut k = end + 1;
+                    while k < b.len() && b[k].is_ascii_whitespace() {
+                        k += 1;
+                    }
+                    if k < b.len() && b[k] == b':' && keys.contains(&&json[i + 1..end]) {
+                        wanted = true;
+                        i = k + 1;
+                        continue;
+                    }
+                }
+                i = end + 1;
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                // The value is not a string (null, a number, an object): not text.
+                wanted = false;
+                i += 1;
+            }
+        }
+    }
+    total
+}
+
+/// Whether `json` has a key `key` whose value is an object (found by a scan, like
+/// [`text_chars`]): `"usage": {` in the one chunk of a stream that reports usage.
+pub fn has_object(json: &str, key: &str) -> bool {
+    let needle = format!("\"{key}\"");
+    json.match_indices(&needle).any(|(at, _)| {
+        json[at + needle.len()..].trim_start().strip_prefix(':').is_some_and(|r| r.trim_start().starts_with('{'))
+    })
+}
+
+/// From just after an opening quote: the index of the closing quote (or the end) and
+/// the characters in between.
+fn scan_string(b: &[u8], mut j: usize) -> (usize, u64) {
+    let mut chars = 0;
+    while j < b.len() && b[j] != b'"' {
+        if b[j] == b'\\' {
+            j += if b.get(j + 1) == Some(&b'u') { 6 } else { 2 };
+        } else {
+            j += 1;
+            while j < b.len() && (b[j] & 0xC0) == 0x80 {
+                j += 1;
+            }
+        }
+        chars += 1;
+    }
+    (j.min(b.len()), chars)
+}
+
+/// What one event was, to the watcher.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The event carries only usage (OpenAI's `include_usage` chunk).
+    pub usage_only: bool,
+}
+
+/// Watches a stream's events and keeps what they say about usage. Reads the raw `data`
+/// (JSON) itself, with typed, borrowed parsing of just the fields it needs: this runs
+/// for every event a stream passes.
 pub trait StreamUsage: Send {
     /// Looks at one event's data (and name, where the format has them).
-    fn observe(&mut self, event: Option<&str>, data: &Value);
+    fn observe(&mut self, event: Option<&str>, data: &str) -> Observed;
     fn tally(&self) -> &Tally;
     /// The provider's usage, once it has been reported in full.
     fn reported(&self) -> Option<TokenUsage> {
@@ -92,5 +180,47 @@ pub fn estimate(partial: TokenUsage, output_chars: u64, input_estimate: u64) -> 
         input: if reported_input == 0 { input_estimate } else { partial.input },
         output: partial.output.max(output_chars.div_ceil(4)),
         ..partial
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn text_chars_counts_only_the_named_string_values() {
+        let keys = ["content", "arguments"];
+        let chunk = r#"{"choices":[{"delta":{"content":"héllo \"x\" \u00e9"},"finish_reason":null}],"usage":null}"#;
+        assert_eq!(super::text_chars(chunk, &keys), 11);
+        // A key's name inside another string, and non-string values, do not count.
+        assert_eq!(super::text_chars(r#"{"content":null,"other":"\"content\":\"no\""}"#, &keys), 0);
+        assert_eq!(super::text_chars(r#"{"a": {"arguments" : "{\"q\":1}"}}"#, &keys), 7);
+        assert_eq!(super::text_chars(r#"{"content":"unterminated"#, &keys), 12);
+        assert_eq!(super::text_chars("", &keys), 0);
+    }
+
+    #[test]
+    fn has_object_finds_an_object_value() {
+        assert!(super::has_object(r#"{"choices":[],"usage":{"prompt_tokens":1}}"#, "usage"));
+        assert!(super::has_object(r#"{"usage" : { }}"#, "usage"));
+        assert!(!super::has_object(r#"{"choices":[],"usage":null}"#, "usage"));
+        assert!(!super::has_object(r#"{"x":"usage"}"#, "usage"));
+    }
+
+    proptest::proptest! {
+        /// Any input: no panic, and never more characters than the input has.
+        #[test]
+        fn text_chars_never_panics(s in ".{0,200}") {
+            proptest::prop_assert!(super::text_chars(&s, &["content"]) <= s.chars().count() as u64);
+        }
+    }
+
+    #[test]
+    fn usage_only_reads_usage_and_skips_the_rest() {
+        let body = br#"{"id":"x","choices":[{"message":{"content":"hi \"there\""}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
+        let expected = serde_json::json!({"usage": {"prompt_tokens": 3, "completion_tokens": 4}});
+        assert_eq!(super::usage_only(body).unwrap(), expected);
+        assert_eq!(super::usage_only(b"{}").unwrap(), serde_json::json!({"usage": null}));
+        assert_eq!(super::usage_only(b"not json"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! OpenAI's formats: Chat Completions, Responses, Embeddings. What a request asks for,
 //! how to lower its max tokens or ask for usage in its stream, and what it used.
 
-use crate::{RequestError, RequestFacts, StreamUsage, Tally, bound, uint};
+use crate::{Observed, RequestError, RequestFacts, StreamUsage, Tally, bound, uint};
 use serde_json::{Map, Value, json};
 use spendgate_core::TokenUsage;
 
@@ -166,20 +166,18 @@ pub fn is_usage_chunk(data: &Value) -> bool {
 }
 
 impl StreamUsage for ChatStream {
-    fn observe(&mut self, _event: Option<&str>, data: &Value) {
-        if let Some(u) = data.get("usage").filter(|u| u.is_object()) {
+    fn observe(&mut self, _event: Option<&str>, data: &str) -> Observed {
+        // Every chunk: its text, counted by a scan. The one chunk with usage (`usage`
+        // not null) is read whole.
+        self.0.chars += crate::text_chars(data, &["content", "refusal", "reasoning_content", "arguments", "name"]);
+        if !crate::has_object(data, "usage") {
+            return Observed::default();
+        }
+        let Ok(full) = serde_json::from_str::<Value>(data) else { return Observed::default() };
+        if let Some(u) = full.get("usage").filter(|u| u.is_object()) {
             self.0.usage = Some(chat_usage(u));
         }
-        for choice in data["choices"].as_array().into_iter().flatten() {
-            let delta = &choice["delta"];
-            for field in ["content", "refusal", "reasoning_content"] {
-                self.0.count(&delta[field]);
-            }
-            for call in delta["tool_calls"].as_array().into_iter().flatten() {
-                self.0.count(&call["function"]["arguments"]);
-                self.0.count(&call["function"]["name"]);
-            }
-        }
+        Observed { usage_only: is_usage_chunk(&full) }
     }
 
     fn tally(&self) -> &Tally {
@@ -192,7 +190,8 @@ impl StreamUsage for ChatStream {
 pub struct ResponsesStream(Tally);
 
 impl StreamUsage for ResponsesStream {
-    fn observe(&mut self, event: Option<&str>, data: &Value) {
+    fn observe(&mut self, event: Option<&str>, data: &str) -> Observed {
+        let Ok(data) = serde_json::from_str::<Value>(data) else { return Observed::default() };
         let kind = event.or_else(|| data["type"].as_str()).unwrap_or("");
         match kind {
             "response.completed" | "response.incomplete" | "response.failed" => {
@@ -203,6 +202,7 @@ impl StreamUsage for ResponsesStream {
             k if k.ends_with(".delta") => self.0.count(&data["delta"]),
             _ => {}
         }
+        Observed::default()
     }
 
     fn tally(&self) -> &Tally {
@@ -280,28 +280,40 @@ mod tests {
     #[test]
     fn chat_stream_usage_and_estimate() {
         let mut s = ChatStream::default();
-        s.observe(None, &json!({"choices": [{"delta": {"role": "assistant", "content": ""}}]}));
-        s.observe(None, &json!({"choices": [{"delta": {"content": "Hello there"}}], "usage": null}));
-        s.observe(
-            None,
-            &json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\""}}]}}]}),
+        let seen = |s: &mut ChatStream, v: Value| s.observe(None, &v.to_string());
+        seen(&mut s, json!({"choices": [{"delta": {"role": "assistant", "content": ""}}]}));
+        seen(&mut s, json!({"choices": [{"delta": {"content": "Hello \"there\""}}], "usage": null}));
+        seen(
+            &mut s,
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\""}}]}}]}),
         );
         assert_eq!(s.reported(), None);
-        assert_eq!(s.output_chars(), 15);
+        assert_eq!(s.output_chars(), 17, "escaped text counted as its characters");
         let chunk = json!({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4}});
         assert!(is_usage_chunk(&chunk));
-        s.observe(None, &chunk);
+        assert_eq!(seen(&mut s, chunk), Observed { usage_only: true });
         assert_eq!(s.reported(), Some(TokenUsage { input: 5, cached_input: 0, cache_write: 0, output: 4 }));
+        // Usage on a chunk that also has a choice is not a usage-only chunk.
+        let mut t = ChatStream::default();
+        let both =
+            json!({"choices": [{"delta": {"content": "x"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}});
+        assert_eq!(seen(&mut t, both), Observed { usage_only: false });
+        assert!(t.reported().is_some());
+        assert_eq!(t.observe(None, "not json"), Observed::default());
     }
 
     #[test]
     fn responses_stream_usage() {
         let mut s = ResponsesStream::default();
-        s.observe(Some("response.output_text.delta"), &json!({"type": "response.output_text.delta", "delta": "abcd"}));
+        s.observe(
+            Some("response.output_text.delta"),
+            &json!({"type": "response.output_text.delta", "delta": "abcd"}).to_string(),
+        );
         assert_eq!(s.output_chars(), 4);
         s.observe(
             Some("response.completed"),
-            &json!({"type": "response.completed", "response": {"usage": {"input_tokens": 7, "output_tokens": 1}}}),
+            &json!({"type": "response.completed", "response": {"usage": {"input_tokens": 7, "output_tokens": 1}}})
+                .to_string(),
         );
         assert_eq!(s.reported().unwrap().input, 7);
     }

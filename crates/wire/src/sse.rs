@@ -3,11 +3,14 @@
 //! parsed `event` name and `data`. Handles `\n`, `\r\n` and `\r` line ends, comment
 //! lines (`: ...`), multi-line data and fields without a space after the colon.
 
+use bytes::{Bytes, BytesMut};
+
 /// One complete event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// The event's bytes as received, through its terminating blank line.
-    pub raw: Vec<u8>,
+    /// The event's bytes as received, through its terminating blank line (split off the
+    /// parser's buffer, not copied).
+    pub raw: Bytes,
     /// The `event:` field, if any.
     pub event: Option<String>,
     /// The `data:` lines joined with `\n`; `None` for an event with no data (a comment
@@ -17,7 +20,7 @@ pub struct Event {
 
 #[derive(Debug, Default)]
 pub struct Parser {
-    buf: Vec<u8>,
+    buf: BytesMut,
     /// Where scanning for the end of the current event resumes in `buf`.
     scanned: usize,
 }
@@ -32,7 +35,7 @@ impl Parser {
         self.buf.extend_from_slice(chunk);
         let mut events = Vec::new();
         while let Some(end) = self.event_end() {
-            let raw: Vec<u8> = self.buf.drain(..end).collect();
+            let raw = self.buf.split_to(end).freeze();
             self.scanned = 0;
             events.push(parse(raw));
         }
@@ -51,7 +54,7 @@ impl Parser {
             return None;
         }
         self.scanned = 0;
-        Some(parse(std::mem::take(&mut self.buf)))
+        Some(parse(std::mem::take(&mut self.buf).freeze()))
     }
 
     /// The index just past the blank line ending the first event, if it is complete.
@@ -90,8 +93,11 @@ impl Parser {
     }
 }
 
-fn parse(raw: Vec<u8>) -> Event {
-    let text = String::from_utf8_lossy(&raw);
+fn parse(raw: Bytes) -> Event {
+    let text = match std::str::from_utf8(&raw) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(&raw),
+    };
     let mut event = None;
     let mut data: Option<String> = None;
     for line in text.split(['\n', '\r']) {
@@ -146,7 +152,7 @@ mod tests {
                 (None, Some("[DONE]")),
             ]
         );
-        let raw: Vec<u8> = events.iter().flat_map(|e| e.raw.clone()).collect();
+        let raw: Vec<u8> = events.iter().flat_map(|e| e.raw.to_vec()).collect();
         assert_eq!(raw, STREAM.as_bytes(), "raw bytes are forwarded unchanged");
     }
 
@@ -178,7 +184,7 @@ mod tests {
         fn never_panics_and_loses_no_bytes(data in prop::collection::vec(any::<u8>(), 0..400), split in 0usize..400) {
             let split = split.min(data.len());
             let mut p = Parser::new();
-            let mut raw: Vec<u8> = p.push(&data[..split]).into_iter().chain(p.push(&data[split..])).flat_map(|e| e.raw).collect();
+            let mut raw: Vec<u8> = p.push(&data[..split]).into_iter().chain(p.push(&data[split..])).flat_map(|e| e.raw.to_vec()).collect();
             raw.extend_from_slice(p.remainder());
             prop_assert_eq!(raw, data);
         }

@@ -30,6 +30,7 @@ use spendgate_wire::{RequestFacts, StreamUsage, anthropic, openai, translate};
 use std::sync::Arc;
 use std::time::Instant;
 use stream::{MeteredStream, Output};
+use upstream::{UpstreamError, UpstreamResponse};
 
 /// Request bodies up to the providers' own limit (Anthropic's is 32 MB).
 pub const GATEWAY_BODY_LIMIT: usize = 32 << 20;
@@ -317,7 +318,7 @@ fn limit_headers(headers: &mut HeaderMap, key: &SpendKey, headroom: Headroom, st
 const PASSED_BACK: &[&str] = &["content-type", "request-id", "x-request-id", "openai-processing-ms"];
 
 /// The provider's response headers that the client may see.
-fn passed_back(resp: &reqwest::Response) -> HeaderMap {
+fn passed_back(resp: &UpstreamResponse) -> HeaderMap {
     let mut out = HeaderMap::new();
     for name in PASSED_BACK {
         if let Some(v) = resp.headers().get(*name) {
@@ -408,7 +409,7 @@ async fn proxy(
     let target = route.upstream(endpoint);
     if endpoint == Endpoint::CountTokens {
         // Not billed and not limited; it only needs a valid key.
-        let resp = upstream.post(target.upstream_path(), uri.query(), headers)?.body(bytes).send().await;
+        let resp = upstream.post(target.upstream_path(), uri.query(), headers, bytes).await?;
         let resp = resp.map_err(|e| unreachable_provider(&model.provider, &e))?;
         return Ok(pass_back(resp).await);
     }
@@ -504,8 +505,7 @@ async fn proxy(
     }
     let body = if changed { Bytes::from(serde_json::to_vec(&json).map_err(ApiError::internal)?) } else { bytes };
 
-    let request = upstream.post(target.upstream_path(), uri.query(), headers)?.body(body);
-    let resp = match request.send().await {
+    let resp = match upstream.post(target.upstream_path(), uri.query(), headers, body).await? {
         Ok(r) => r,
         Err(e) => {
             settlement.release();
@@ -531,7 +531,7 @@ async fn proxy(
 
     if !status.is_success() {
         // A provider error: no generation, no cost; the request still counts.
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = read_all(resp).await.unwrap_or_default();
         settlement.settle(TokenUsage::default(), status.as_u16());
         let body = match route {
             Route::Direct => body,
@@ -564,17 +564,22 @@ async fn proxy(
             Route::ChatToMessages => Output::Translate(translate::chat_to_messages::stream(ctx)),
             Route::MessagesToChat => Output::Translate(translate::messages_to_chat::stream(ctx)),
         };
-        let stream = MeteredStream::new(Box::pin(resp.bytes_stream()), usage, output, settlement);
+        let body = http_body_util::BodyDataStream::new(resp.into_body());
+        let stream = MeteredStream::new(Box::pin(body), usage, output, settlement);
         return Ok((status, out, Body::from_stream(stream)).into_response());
     }
-    let body = match resp.bytes().await {
+    let body = match read_all(resp).await {
         Ok(b) => b,
         Err(e) => {
             settlement.settle_estimated(TokenUsage::default(), 0, status.as_u16());
-            return Err(unreachable_provider(&model.provider, &e));
+            return Err(broken_answer(&model.provider, &e));
         }
     };
-    let answer: Option<Value> = serde_json::from_slice(&body).ok();
+    // Passed on as it is: only its usage is read. Translated: read whole.
+    let answer: Option<Value> = match route {
+        Route::Direct => spendgate_wire::usage_only(&body),
+        _ => serde_json::from_slice(&body).ok(),
+    };
     let usage = answer.as_ref().and_then(|a| match target.openai() {
         Some(ep) => openai::usage(ep, a),
         None => anthropic::usage(a),
@@ -592,15 +597,33 @@ async fn proxy(
     Ok((status, out, body).into_response())
 }
 
-fn unreachable_provider(provider: &str, e: &reqwest::Error) -> ApiError {
-    // reqwest's message names the URL (no credential is in it) and the cause.
-    tracing::warn!(provider, error = %e, "provider request failed");
-    ApiError::new(ErrorKind::BadGateway, format!("could not reach provider {provider}: {e}"))
+fn unreachable_provider(provider: &str, e: &UpstreamError) -> ApiError {
+    // The cause chain names what failed (connect, TLS, ...); no credential is in it.
+    let mut cause = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause.push_str(": ");
+        cause.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::warn!(provider, error = %cause, "provider request failed");
+    ApiError::new(ErrorKind::BadGateway, format!("could not reach provider {provider}: {cause}"))
+}
+
+fn broken_answer(provider: &str, e: &hyper::Error) -> ApiError {
+    tracing::warn!(provider, error = %e, "provider answer broke off");
+    ApiError::new(ErrorKind::BadGateway, format!("provider {provider}'s answer broke off: {e}"))
+}
+
+/// The whole body of an answer.
+async fn read_all(resp: UpstreamResponse) -> Result<Bytes, hyper::Error> {
+    use http_body_util::BodyExt;
+    Ok(resp.into_body().collect().await?.to_bytes())
 }
 
 /// The provider's answer as it is (status, body, passable headers).
-async fn pass_back(resp: reqwest::Response) -> Response {
+async fn pass_back(resp: UpstreamResponse) -> Response {
     let (status, out) = (resp.status(), passed_back(&resp));
-    let body = resp.bytes().await.unwrap_or_default();
+    let body = read_all(resp).await.unwrap_or_default();
     (status, out, body).into_response()
 }

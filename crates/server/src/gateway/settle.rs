@@ -9,7 +9,6 @@ use crate::counters::Hold;
 use crate::counters::shared::Settled;
 use crate::random;
 use spendgate_core::meter::Admission;
-use spendgate_core::secret::base62;
 use spendgate_core::{Prices, SpendKey, TokenUsage, Usd};
 use spendgate_store::RequestRecord;
 use std::sync::Arc;
@@ -48,12 +47,8 @@ impl Settlement {
         estimate: Estimate,
         started: Instant,
     ) -> Settlement {
-        let id = random::bytes::<16>().map(|b| format!("req_{}", base62(&b))).unwrap_or_else(|_| {
-            // The OS's randomness failing is extraordinary; ids only need to be unique.
-            format!("req_{}_{}", admission.at.unix_millis(), std::process::id())
-        });
         let record = RequestRecord {
-            id,
+            id: random::request_id(),
             key_id: key.id.clone(),
             wallet_id: key.wallet_id.clone(),
             model: model.id.clone(),

@@ -10,16 +10,16 @@ use super::settle::Settlement;
 use axum::body::Bytes;
 use futures_util::Stream;
 use serde_json::Value;
+use spendgate_wire::StreamUsage;
 use spendgate_wire::sse::{Event, Parser};
 use spendgate_wire::translate::StreamTranslator;
-use spendgate_wire::{StreamUsage, openai};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// HTTP status recorded for a stream the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 
-type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
 /// What the client gets of the provider's events.
 pub enum Output {
@@ -47,26 +47,32 @@ impl MeteredStream {
 
     /// Watches one event and appends what the client gets of it to `out`.
     fn handle(&mut self, event: &Event, out: &mut Vec<u8>) {
-        let json = match event.data.as_deref() {
-            Some("[DONE]") => {
-                match &mut self.output {
-                    Output::PassThrough { .. } => out.extend_from_slice(&event.raw),
-                    Output::Translate(t) => t.done(out),
-                }
-                return;
+        let Some(data) = event.data.as_deref() else {
+            // Comments and keep-alives: passed on; a translator writes its own events.
+            if let Output::PassThrough { .. } = self.output {
+                out.extend_from_slice(&event.raw);
             }
-            Some(data) => serde_json::from_str::<Value>(data).ok(),
-            None => None,
+            return;
         };
-        if let Some(json) = &json {
-            self.usage.observe(event.event.as_deref(), json);
+        if data == "[DONE]" {
+            match &mut self.output {
+                Output::PassThrough { .. } => out.extend_from_slice(&event.raw),
+                Output::Translate(t) => t.done(out),
+            }
+            return;
         }
-        match (&mut self.output, &json) {
-            (Output::PassThrough { strip_usage_chunk: true }, Some(json)) if openai::is_usage_chunk(json) => {}
-            (Output::PassThrough { .. }, _) => out.extend_from_slice(&event.raw),
-            (Output::Translate(t), Some(json)) => t.event(event.event.as_deref(), json, out),
-            // Comments and keep-alives: the translator writes its own events.
-            (Output::Translate(_), None) => {}
+        let seen = self.usage.observe(event.event.as_deref(), data);
+        match &mut self.output {
+            Output::PassThrough { strip_usage_chunk } => {
+                if !(*strip_usage_chunk && seen.usage_only) {
+                    out.extend_from_slice(&event.raw);
+                }
+            }
+            Output::Translate(t) => {
+                if let Ok(json) = serde_json::from_str::<Value>(data) {
+                    t.event(event.event.as_deref(), &json, out);
+                }
+            }
         }
     }
 

@@ -1,10 +1,20 @@
 //! The providers as the gateway reaches them: one pooled HTTP client per provider
 //! (keep-alive; HTTP/2 where the provider offers it through ALPN), its base URL and the
 //! operator's credential. The client's spend key is never sent upstream.
+//!
+//! The client is hyper's own (`hyper-util`, TLS by rustls with the webpki roots), with
+//! each request's URI and credential header prepared once: no redirects, retries or URL
+//! re-parsing on the request path.
 
 use crate::error::{ApiError, ErrorKind};
-use axum::http::HeaderMap;
-use spendgate_core::{ApiKey, Catalog, WireFormat};
+use axum::body::Bytes;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use spendgate_core::{Catalog, WireFormat};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -14,53 +24,73 @@ const FORWARDED_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta", "ope
 /// The `anthropic-version` sent when the client gave none.
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
+/// The paths the gateway calls after a provider's base URL (see `Endpoint::upstream_path`).
+const PATHS: &[&str] = &["/chat/completions", "/responses", "/embeddings", "/v1/messages", "/v1/messages/count_tokens"];
+
 pub struct Upstream {
     pub name: String,
     pub format: WireFormat,
     pub base_url: String,
-    api_key: Option<ApiKey>,
-    organization: Option<String>,
-    client: reqwest::Client,
+    /// The operator's credential as a ready header (marked sensitive); `None` when the
+    /// provider has no key.
+    credential: Option<(HeaderName, HeaderValue)>,
+    organization: Option<HeaderValue>,
+    /// The URI of each of [`PATHS`], parsed once.
+    uris: Vec<(&'static str, Uri)>,
+    client: HttpClient,
 }
+
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// A provider's answer: status, headers, and a body that streams.
+pub type UpstreamResponse = axum::http::Response<hyper::body::Incoming>;
+pub type UpstreamError = hyper_util::client::legacy::Error;
 
 impl Upstream {
     pub fn is_configured(&self) -> bool {
-        self.api_key.is_some()
+        self.credential.is_some()
     }
 
-    /// A request to `path` (appended to the base URL) with the operator's credential
-    /// and the client's forwardable headers.
-    pub fn post(
+    /// Sends `body` to `path` (appended to the base URL) with the operator's credential
+    /// and the client's forwardable headers; the answer's body streams.
+    pub async fn post(
         &self,
         path: &str,
         query: Option<&str>,
         client_headers: &HeaderMap,
-    ) -> Result<reqwest::RequestBuilder, ApiError> {
-        let key = self.api_key.as_ref().ok_or_else(|| self.not_configured())?;
-        let mut url = format!("{}{path}", self.base_url.trim_end_matches('/'));
-        if let Some(q) = query.filter(|q| !q.is_empty()) {
-            url.push('?');
-            url.push_str(q);
-        }
-        let mut req = self.client.post(url).header("content-type", "application/json");
-        for name in FORWARDED_HEADERS {
-            if let Some(v) = client_headers.get(*name) {
-                req = req.header(*name, v);
+        body: Bytes,
+    ) -> Result<Result<UpstreamResponse, UpstreamError>, ApiError> {
+        let (name, value) = self.credential.clone().ok_or_else(|| self.not_configured())?;
+        let base = self.uris.iter().find(|(p, _)| *p == path).map(|(_, u)| u.clone());
+        let uri = match (base, query.filter(|q| !q.is_empty())) {
+            (Some(uri), None) => uri,
+            (_, q) => {
+                let text = format!(
+                    "{}{path}{}{}",
+                    self.base_url.trim_end_matches('/'),
+                    if q.is_some() { "?" } else { "" },
+                    q.unwrap_or("")
+                );
+                text.parse::<Uri>().map_err(|e| ApiError::internal(format!("provider {} URL: {e}", self.name)))?
             }
-        }
-        req = match self.format {
-            WireFormat::Anthropic => {
-                if !client_headers.contains_key("anthropic-version") {
-                    req = req.header("anthropic-version", DEFAULT_ANTHROPIC_VERSION);
-                }
-                req.header("x-api-key", key.expose())
-            }
-            WireFormat::OpenAi => req.bearer_auth(key.expose()),
         };
-        if let Some(org) = &self.organization {
-            req = req.header("openai-organization", org);
+        let mut req = Request::builder().method(Method::POST).uri(uri);
+        let headers = req.headers_mut().ok_or_else(|| ApiError::internal("request builder failed"))?;
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(concat!("spendgate/", env!("CARGO_PKG_VERSION"))));
+        for h in FORWARDED_HEADERS {
+            if let Some(v) = client_headers.get(*h) {
+                headers.insert(*h, v.clone());
+            }
         }
-        Ok(req)
+        if self.format == WireFormat::Anthropic && !client_headers.contains_key("anthropic-version") {
+            headers.insert("anthropic-version", HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION));
+        }
+        headers.insert(name, value);
+        if let Some(org) = &self.organization {
+            headers.insert("openai-organization", org.clone());
+        }
+        let req = req.body(Full::new(body)).map_err(ApiError::internal)?;
+        Ok(self.client.request(req).await)
     }
 
     pub fn not_configured(&self) -> ApiError {
@@ -79,28 +109,48 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn new(catalog: &Catalog) -> Result<Upstreams, reqwest::Error> {
+    pub fn new(catalog: &Catalog) -> Upstreams {
         let mut map = HashMap::new();
         for p in catalog.providers() {
-            let client = reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
+            let mut http = HttpConnector::new();
+            http.set_connect_timeout(Some(Duration::from_secs(10)));
+            http.set_nodelay(true);
+            http.enforce_http(false);
+            let tls = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_webpki_roots()
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(http);
+            let client = Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
-                .tcp_nodelay(true)
-                .user_agent(concat!("spendgate/", env!("CARGO_PKG_VERSION")))
-                .build()?;
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(tls);
+            let base = p.base_url.trim_end_matches('/');
+            let uris = PATHS.iter().filter_map(|path| Some((*path, format!("{base}{path}").parse::<Uri>().ok()?)));
+            let credential = p.api_key.as_ref().and_then(|key| {
+                let (name, text) = match p.format {
+                    WireFormat::Anthropic => (HeaderName::from_static("x-api-key"), key.expose().to_string()),
+                    WireFormat::OpenAi => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+                };
+                let mut value = HeaderValue::from_str(&text).ok()?;
+                value.set_sensitive(true);
+                Some((name, value))
+            });
             map.insert(
                 p.name.clone(),
                 Upstream {
                     name: p.name.clone(),
                     format: p.format,
                     base_url: p.base_url.clone(),
-                    api_key: p.api_key.clone(),
-                    organization: p.organization.clone(),
+                    credential,
+                    organization: p.organization.as_deref().and_then(|o| HeaderValue::from_str(o).ok()),
+                    uris: uris.collect(),
                     client,
                 },
             );
         }
-        Ok(Upstreams { map })
+        Upstreams { map }
     }
 
     pub fn get(&self, provider: &str) -> Option<&Upstream> {

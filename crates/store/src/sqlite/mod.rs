@@ -215,18 +215,47 @@ impl Store for SqliteStore {
             return Ok(Committed::default());
         }
         let mut tx = self.pool.begin().await?;
+        // The batch's records, each once, that the store does not have yet. A fresh batch
+        // never has stored ones, so the common case is one statement per 1,000 records;
+        // only a retried batch pays for looking them up. (`RETURNING` would tell, but the
+        // driver hands each returned row across threads on its own.)
+        let mut seen = HashSet::new();
+        let mut fresh: Vec<bool> = records.iter().map(|r| seen.insert(r.id.as_str())).collect();
+        let mut stored = 0;
         // SQLite allows 32766 bound parameters; 14 per record.
-        let mut inserted = HashSet::new();
         for chunk in records.chunks(1000) {
             let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
             rows::push_records(&mut q, chunk);
-            q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            for row in q.build().fetch_all(&mut *tx).await? {
-                inserted.insert(row.try_get::<String, _>("id")?);
+            q.push(" ON CONFLICT (id) DO NOTHING");
+            stored += q.build().execute(&mut *tx).await?.rows_affected();
+        }
+        if stored != fresh.iter().filter(|f| **f).count() as u64 {
+            // Some were there already: start over, asking which.
+            tx.rollback().await?;
+            tx = self.pool.begin().await?;
+            let mut known = HashSet::new();
+            for chunk in records.chunks(1000) {
+                let mut q = QueryBuilder::new("SELECT id FROM request_records WHERE id IN (");
+                let mut ids = q.separated(", ");
+                for r in chunk {
+                    ids.push_bind(r.id.as_str());
+                }
+                q.push(")");
+                for row in q.build().fetch_all(&mut *tx).await? {
+                    known.insert(row.try_get::<String, _>("id")?);
+                }
+            }
+            for (f, r) in fresh.iter_mut().zip(records) {
+                *f = *f && !known.contains(&r.id);
+            }
+            let new: Vec<RequestRecord> =
+                records.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| r.clone()).collect();
+            for chunk in new.chunks(1000) {
+                let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
+                rows::push_records(&mut q, chunk);
+                q.build().execute(&mut *tx).await?;
             }
         }
-        // Each record once, even when a batch lists it twice.
-        let fresh: Vec<bool> = records.iter().map(|r| inserted.remove(&r.id)).collect();
         let new = records.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| r);
         for chunk in rows::daily_deltas(new).chunks(1000) {
             let mut q = QueryBuilder::new(

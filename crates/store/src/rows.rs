@@ -266,6 +266,16 @@ where
     })
 }
 
+/// Rows per multi-row INSERT. Full chunks reuse one prepared statement per connection;
+/// the last, shorter chunk is prepared once and not kept (a statement cached per batch
+/// size would fill the statement cache with large statements).
+pub(crate) const CHUNK: usize = 256;
+
+/// `items` in chunks of [`CHUNK`], each with whether its statement is worth caching.
+pub(crate) fn chunks<T>(items: &[T]) -> impl Iterator<Item = (&[T], bool)> {
+    items.chunks(CHUNK).map(|c| (c, c.len() == CHUNK))
+}
+
 /// Appends `VALUES (...), ...` of `records` in [`RECORD_COLUMNS`] order.
 pub(crate) fn push_records<'a, DB: Database>(q: &mut QueryBuilder<'a, DB>, records: &'a [RequestRecord])
 where

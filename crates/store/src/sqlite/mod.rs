@@ -222,26 +222,25 @@ impl Store for SqliteStore {
         let mut seen = HashSet::new();
         let mut fresh: Vec<bool> = records.iter().map(|r| seen.insert(r.id.as_str())).collect();
         let mut stored = 0;
-        // SQLite allows 32766 bound parameters; 14 per record.
-        for chunk in records.chunks(1000) {
+        for (chunk, cached) in rows::chunks(records) {
             let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
             rows::push_records(&mut q, chunk);
             q.push(" ON CONFLICT (id) DO NOTHING");
-            stored += q.build().execute(&mut *tx).await?.rows_affected();
+            stored += q.build().persistent(cached).execute(&mut *tx).await?.rows_affected();
         }
         if stored != fresh.iter().filter(|f| **f).count() as u64 {
             // Some were there already: start over, asking which.
             tx.rollback().await?;
             tx = self.pool.begin().await?;
             let mut known = HashSet::new();
-            for chunk in records.chunks(1000) {
+            for (chunk, cached) in rows::chunks(records) {
                 let mut q = QueryBuilder::new("SELECT id FROM request_records WHERE id IN (");
                 let mut ids = q.separated(", ");
                 for r in chunk {
                     ids.push_bind(r.id.as_str());
                 }
                 q.push(")");
-                for row in q.build().fetch_all(&mut *tx).await? {
+                for row in q.build().persistent(cached).fetch_all(&mut *tx).await? {
                     known.insert(row.try_get::<String, _>("id")?);
                 }
             }
@@ -250,14 +249,14 @@ impl Store for SqliteStore {
             }
             let new: Vec<RequestRecord> =
                 records.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| r.clone()).collect();
-            for chunk in new.chunks(1000) {
+            for (chunk, cached) in rows::chunks(&new) {
                 let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
                 rows::push_records(&mut q, chunk);
-                q.build().execute(&mut *tx).await?;
+                q.build().persistent(cached).execute(&mut *tx).await?;
             }
         }
         let new = records.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| r);
-        for chunk in rows::daily_deltas(new).chunks(1000) {
+        for (chunk, cached) in rows::chunks(&rows::daily_deltas(new)) {
             let mut q = QueryBuilder::new(
                 "INSERT INTO key_usage_daily (key_id, day, requests, spend_nanos, tokens, last_used_at) ",
             );
@@ -267,7 +266,7 @@ impl Store for SqliteStore {
                  spend_nanos = spend_nanos + excluded.spend_nanos, tokens = tokens + excluded.tokens, \
                  last_used_at = MAX(last_used_at, excluded.last_used_at)",
             );
-            q.build().execute(&mut *tx).await?;
+            q.build().persistent(cached).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(Committed { fresh, epoch: String::new() })

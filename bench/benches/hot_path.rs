@@ -84,12 +84,19 @@ fn metering(c: &mut Criterion) {
     .to_string()
     .into_bytes();
     c.bench_function("usage of a chat answer (passed on as it is)", |b| {
-        b.iter(|| {
-            spendgate_wire::openai::usage(
-                spendgate_wire::openai::Endpoint::Chat,
-                &spendgate_wire::usage_only(black_box(&answer)).unwrap(),
-            )
-        })
+        b.iter(|| spendgate_wire::answer_usage(spendgate_wire::UsageFormat::Chat, black_box(&answer)).unwrap())
+    });
+    let request = serde_json::json!({
+        "model": "gpt-4o-mini", "max_tokens": 256, "temperature": 0.7, "stream": true,
+        "messages": [
+            {"role": "system", "content": "You are a careful assistant."},
+            {"role": "user", "content": "What is the weather in Paris? ".repeat(10)}
+        ]
+    })
+    .to_string()
+    .into_bytes();
+    c.bench_function("read a chat request (model, limits, input bound)", |b| {
+        b.iter(|| spendgate_wire::request::read(spendgate_wire::RequestKind::Chat, black_box(&request)).unwrap())
     });
 
     let mut stream = String::new();
@@ -106,11 +113,11 @@ fn metering(c: &mut Criterion) {
             |mut watch| {
                 let mut parser = spendgate_wire::sse::Parser::new();
                 for chunk in bytes.chunks(512) {
-                    for e in parser.push(chunk) {
-                        if let Some(d) = e.data.as_deref() {
-                            black_box(watch.observe(e.event.as_deref(), d));
-                        }
-                    }
+                    parser.push(chunk);
+                    black_box(parser.take(|e| match e.data.as_deref() {
+                        Some(d) => !watch.observe(e.event.as_deref(), d).usage_only,
+                        None => true,
+                    }));
                 }
                 black_box(watch.reported())
             },

@@ -1,10 +1,9 @@
 //! Limit cycles: calendar periods in UTC. A day starts at 00:00, a week on Monday
 //! 00:00, a month on the 1st at 00:00; `total` never resets.
 
-use crate::timestamp::Timestamp;
+use crate::timestamp::{DAY_MS, Timestamp};
 use std::fmt;
 use std::str::FromStr;
-use time::{Date, Duration, Month, PrimitiveDateTime, Time};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cycle {
@@ -48,37 +47,53 @@ impl Cycle {
         }
     }
 
-    /// The window of this cycle that contains `now`.
+    /// The window of this cycle that contains `now`. Whole UTC days, by integer
+    /// calendar arithmetic: it runs several times a request.
     pub fn window(self, now: Timestamp) -> Window {
-        let date = now.to_datetime().date();
+        let day = now.unix_day();
         let (start, end) = match self {
-            Cycle::Total => {
-                return Window { start: Timestamp::EPOCH, end: None };
-            }
-            Cycle::Daily => (date, date.next_day()),
+            Cycle::Total => return Window { start: Timestamp::EPOCH, end: None },
+            Cycle::Daily => (day, day + 1),
             Cycle::Weekly => {
-                let monday = date - Duration::days(i64::from(date.weekday().number_days_from_monday()));
-                (monday, Some(monday + Duration::days(7)))
+                // 1970-01-01 was a Thursday: three days after a Monday.
+                let monday = day - (day + 3).rem_euclid(7);
+                (monday, monday + 7)
             }
             Cycle::Monthly => {
-                let first = date.replace_day(1).unwrap_or(date);
-                (first, first_of_next_month(first))
+                let (year, month, day_of_month) = civil_from_days(day);
+                let next = if month == 12 { days_from_civil(year + 1, 1) } else { days_from_civil(year, month + 1) };
+                (day - (day_of_month - 1), next)
             }
         };
-        Window { start: midnight(start), end: end.map(midnight) }
+        Window { start: midnight(start), end: Some(midnight(end)) }
     }
 }
 
-fn midnight(date: Date) -> Timestamp {
-    Timestamp::from_datetime(PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc())
+fn midnight(day: i64) -> Timestamp {
+    Timestamp::from_unix_millis(day.saturating_mul(DAY_MS))
 }
 
-fn first_of_next_month(first: Date) -> Option<Date> {
-    let (year, month) = match first.month() {
-        Month::December => (first.year() + 1, Month::January),
-        m => (first.year(), m.next()),
-    };
-    Date::from_calendar_date(year, month, 1).ok()
+/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01, in the proleptic
+/// Gregorian calendar (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// The day (from 1970-01-01) of the first of `month` in `year`.
+fn days_from_civil(year: i64, month: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
 }
 
 impl FromStr for Cycle {
@@ -97,8 +112,31 @@ impl fmt::Display for Cycle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timestamp::DAY_MS;
     use proptest::prelude::*;
+    use time::{Date, Duration, Month, PrimitiveDateTime, Time};
+
+    /// The windows by the `time` crate's calendar: the oracle for the day arithmetic.
+    fn oracle(c: Cycle, now: Timestamp) -> Window {
+        let midnight = |d: Date| Timestamp::from_datetime(PrimitiveDateTime::new(d, Time::MIDNIGHT).assume_utc());
+        let date = now.to_datetime().date();
+        let (start, end) = match c {
+            Cycle::Total => return Window { start: Timestamp::EPOCH, end: None },
+            Cycle::Daily => (date, date.next_day()),
+            Cycle::Weekly => {
+                let monday = date - Duration::days(i64::from(date.weekday().number_days_from_monday()));
+                (monday, Some(monday + Duration::days(7)))
+            }
+            Cycle::Monthly => {
+                let first = date.replace_day(1).unwrap();
+                let (y, m) = match first.month() {
+                    Month::December => (first.year() + 1, Month::January),
+                    m => (first.year(), m.next()),
+                };
+                (first, Date::from_calendar_date(y, m, 1).ok())
+            }
+        };
+        Window { start: midnight(start), end: end.map(midnight) }
+    }
 
     fn ts(s: &str) -> Timestamp {
         Timestamp::parse(s).unwrap()
@@ -161,6 +199,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn day_arithmetic_agrees_with_the_calendar(
+            ms in -2_000_000 * DAY_MS..2_000_000 * DAY_MS,
+            c in prop::sample::select(&Cycle::ALL[..]),
+        ) {
+            let now = Timestamp::from_unix_millis(ms);
+            prop_assert_eq!(c.window(now), oracle(c, now));
+        }
+
         #[test]
         fn window_contains_now_and_starts_at_midnight(now in instant(), c in prop::sample::select(&Cycle::ALL[..3])) {
             let w = c.window(now);

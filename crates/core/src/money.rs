@@ -109,11 +109,13 @@ impl fmt::Display for Usd {
         let sign = if self.0 < 0 { "-" } else { "" };
         let abs = self.0.unsigned_abs();
         let whole = abs / NANOS_PER_USD as u64;
-        let frac = abs % NANOS_PER_USD as u64;
-        let digits = format!("{frac:09}");
-        let trimmed = digits.trim_end_matches('0');
-        let shown = if trimmed.len() < 2 { &digits[..2] } else { trimmed };
-        write!(f, "{sign}{whole}.{shown}")
+        // Nine decimals less trailing zeros, but at least two ("0.50", "0.0194").
+        let (mut frac, mut width) = (abs % NANOS_PER_USD as u64, 9);
+        while width > 2 && frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        write!(f, "{sign}{whole}.{frac:0width$}")
     }
 }
 

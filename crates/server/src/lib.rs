@@ -11,22 +11,22 @@ pub mod dashboard;
 pub mod error;
 pub mod gateway;
 pub mod random;
+pub mod serve;
 pub mod state;
 pub mod wallet_api;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, Uri};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use error::{ApiError, ErrorKind};
 use serde_json::json;
 use state::AppState;
-use std::time::Instant;
 use tokio::net::TcpListener;
 
-/// The whole application.
+/// The application but for the gateway's POST endpoints, which [`serve`] sends to the
+/// gateway directly (the router has them too, for tests and for its 405s).
 pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(healthz))
@@ -36,7 +36,6 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(gateway::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
 
@@ -44,7 +43,7 @@ pub fn router(state: AppState) -> axum::Router {
 /// their records.
 pub async fn run(state: AppState, listener: TcpListener) -> std::io::Result<()> {
     let recorder = state.recorder.clone();
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    serve::serve(state, listener, shutdown_signal()).await;
     recorder.flush().await;
     Ok(())
 }
@@ -105,19 +104,4 @@ async fn not_found(uri: Uri) -> ApiError {
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(ErrorKind::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
-}
-
-/// One log line per request: method, path (never the query or headers), status, time.
-async fn log_request(req: Request, next: Next) -> Response {
-    let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    let start = Instant::now();
-    let response = next.run(req).await;
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        us = start.elapsed().as_micros() as u64,
-        "request"
-    );
-    response
 }

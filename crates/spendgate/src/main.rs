@@ -12,6 +12,7 @@ macro_rules! say {
 }
 
 mod keys;
+mod logging;
 mod serve;
 mod table;
 mod wallets;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
             Command::MockProvider(args) => spendgate_mock::run(args).await,
         }
     });
+    logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

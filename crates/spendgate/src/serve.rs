@@ -8,7 +8,6 @@ use spendgate_server::config::{Config, Overrides, redacted};
 use spendgate_server::state::{AppState, SystemClock};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -37,7 +36,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(&args.log_format);
+    crate::logging::init(&args.log_format);
     let database = match (&args.database, args.demo) {
         (None, true) => Some(spendgate_server::config::default_database_url().replace("spendgate.db", "demo.db")),
         (db, _) => db.clone(),
@@ -124,17 +123,4 @@ Try it:
   SPENDGATE_URL=http://{addr} SPENDGATE_WALLET_KEY={wallet} spendgate keys list
 "
     );
-}
-
-fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_env("SPENDGATE_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -266,14 +266,21 @@ where
     })
 }
 
-/// Rows per multi-row INSERT. Full chunks reuse one prepared statement per connection;
-/// the last, shorter chunk is prepared once and not kept (a statement cached per batch
-/// size would fill the statement cache with large statements).
-pub(crate) const CHUNK: usize = 256;
+/// Rows per multi-row statement: a batch is written as a few statements of these sizes
+/// (largest first), each prepared once per connection and cached, rather than as one
+/// statement of the batch's own size, which would be prepared anew for every batch
+/// (preparing a statement costs more than running it).
+const CHUNK_SIZES: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
 
-/// `items` in chunks of [`CHUNK`], each with whether its statement is worth caching.
-pub(crate) fn chunks<T>(items: &[T]) -> impl Iterator<Item = (&[T], bool)> {
-    items.chunks(CHUNK).map(|c| (c, c.len() == CHUNK))
+/// `items` in chunks of [`CHUNK_SIZES`]: at most 8 below 256 items.
+pub(crate) fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let size = CHUNK_SIZES.into_iter().find(|s| *s <= rest.len())?;
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 /// Appends `VALUES (...), ...` of `records` in [`RECORD_COLUMNS`] order.
@@ -404,4 +411,18 @@ pub(crate) fn daily_deltas<'a>(records: impl IntoIterator<Item = &'a RequestReco
         d.last_used_at = d.last_used_at.max(r.created_at.unix_millis());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunks_cover_the_items_in_order_with_few_cached_sizes() {
+        for n in 0..700usize {
+            let items: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = super::chunks(&items).collect();
+            assert_eq!(chunks.concat(), items);
+            assert!(chunks.iter().all(|c| super::CHUNK_SIZES.contains(&c.len())));
+            assert!(chunks.iter().filter(|c| c.len() < 256).count() <= 8, "{n}");
+        }
+    }
 }

@@ -1,29 +1,10 @@
 //! Anthropic's Messages format: what a request asks for and what it used.
 
-use crate::openai::{MAX_TOKENS_CEILING, model, object, positive, stream};
-use crate::{Observed, RequestError, RequestFacts, StreamUsage, Tally, bound, uint};
+use crate::scan;
+use crate::usage::{Reported, UsageFormat, usage_in};
+use crate::{Observed, StreamUsage, Tally};
 use serde_json::{Value, json};
 use spendgate_core::TokenUsage;
-use std::borrow::Cow;
-
-/// Reads what the gateway needs from a Messages request (`max_tokens` is required).
-pub fn facts(body: &Value) -> Result<RequestFacts, RequestError> {
-    let obj = object(body)?;
-    let max_tokens = positive(obj, "max_tokens", MAX_TOKENS_CEILING)?
-        .ok_or_else(|| RequestError::new("max_tokens", "is required"))?;
-    Ok(RequestFacts {
-        model: model(obj)?,
-        stream: stream(obj)?,
-        max_output_tokens: Some(max_tokens),
-        choices: 1,
-        input_bound: bound::input_tokens(body),
-    })
-}
-
-/// Reads the model of a `count_tokens` request.
-pub fn count_tokens_model(body: &Value) -> Result<String, RequestError> {
-    model(object(body)?)
-}
 
 pub fn set_max_tokens(body: &mut Value, tokens: u64) {
     if let Some(obj) = body.as_object_mut() {
@@ -31,19 +12,10 @@ pub fn set_max_tokens(body: &mut Value, tokens: u64) {
     }
 }
 
-/// `input_tokens` excludes the cache tokens, which are priced apart.
-fn read_usage(u: &Value) -> TokenUsage {
-    TokenUsage {
-        input: uint(u, &["input_tokens"]),
-        cached_input: uint(u, &["cache_read_input_tokens"]),
-        cache_write: uint(u, &["cache_creation_input_tokens"]),
-        output: uint(u, &["output_tokens"]),
-    }
-}
-
-/// Usage from a non-streamed answer.
+/// Usage from a non-streamed answer (`input_tokens` excludes the cache tokens, which
+/// are priced apart).
 pub fn usage(answer: &Value) -> Option<TokenUsage> {
-    answer.get("usage").filter(|u| u.is_object()).map(read_usage)
+    usage_in(UsageFormat::Messages, answer)
 }
 
 /// Usage from a stream: input (and cache) figures in `message_start`, the cumulative
@@ -56,46 +28,44 @@ pub struct MessagesStream {
     tally: Tally,
 }
 
-/// A Messages event's type, for streams that do not name their events.
-#[derive(serde::Deserialize)]
-struct EventType<'a> {
-    #[serde(rename = "type", default, borrow)]
-    kind: Cow<'a, str>,
-}
-
 impl StreamUsage for MessagesStream {
     fn observe(&mut self, event: Option<&str>, data: &str) -> Observed {
         // Anthropic names every event; a stream without names says it in `type`.
-        let kind: Cow<str> = match event {
-            Some(e) => Cow::Borrowed(e),
-            None => match serde_json::from_str::<EventType>(data) {
-                Ok(h) => Cow::Owned(h.kind.into_owned()),
-                Err(_) => return Observed::default(),
-            },
+        let raw = data.as_bytes();
+        let kind = match event {
+            Some(e) => e,
+            None => {
+                let Some([Some(kind)]) = scan::members(raw, ["type"]) else { return Observed::default() };
+                match kind {
+                    br#""content_block_delta""# => "content_block_delta",
+                    br#""message_start""# => "message_start",
+                    br#""message_delta""# => "message_delta",
+                    _ => return Observed::default(),
+                }
+            }
         };
-        if kind == "content_block_delta" {
+        match kind {
             // Most events: their text counted by a scan, not parsed.
-            self.tally.chars += crate::text_chars(data, &["text", "partial_json", "thinking"]);
-            return Observed::default();
-        }
-        if kind != "message_start" && kind != "message_delta" {
-            return Observed::default();
-        }
-        let Ok(data) = serde_json::from_str::<Value>(data) else { return Observed::default() };
-        match kind.as_ref() {
-            "message_start" => self.usage = read_usage(&data["message"]["usage"]),
+            "content_block_delta" => self.tally.chars += crate::text_chars(data, &["text", "partial_json", "thinking"]),
+            "message_start" => {
+                let Some([message]) = scan::members(raw, ["message"]) else { return Observed::default() };
+                let usage = message.and_then(|m| scan::members(m, ["usage"])).and_then(|[u]| u);
+                self.usage = usage.and_then(Reported::from_raw).unwrap_or_default().tokens(UsageFormat::Messages);
+            }
             "message_delta" => {
-                let u = &data["usage"];
-                self.usage.output = uint(u, &["output_tokens"]);
+                let Some([usage]) = scan::members(raw, ["usage"]) else { return Observed::default() };
+                let u = usage.and_then(Reported::from_raw).unwrap_or_default();
+                self.usage.output = u.output_tokens().unwrap_or(0);
                 // Some deltas repeat (updated) input and cache figures.
-                if u.get("input_tokens").is_some_and(|v| v.is_u64()) {
-                    self.usage.input = uint(u, &["input_tokens"]);
-                }
-                if u.get("cache_read_input_tokens").is_some_and(|v| v.is_u64()) {
-                    self.usage.cached_input = uint(u, &["cache_read_input_tokens"]);
-                }
-                if u.get("cache_creation_input_tokens").is_some_and(|v| v.is_u64()) {
-                    self.usage.cache_write = uint(u, &["cache_creation_input_tokens"]);
+                let reported = [
+                    (&mut self.usage.input, u.input_tokens()),
+                    (&mut self.usage.cached_input, u.cache_read_input_tokens()),
+                    (&mut self.usage.cache_write, u.cache_creation_input_tokens()),
+                ];
+                for (figure, count) in reported {
+                    if let Some(n) = count {
+                        *figure = n;
+                    }
                 }
                 self.tally.usage = Some(self.usage);
             }
@@ -116,14 +86,6 @@ impl StreamUsage for MessagesStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn facts_require_max_tokens() {
-        let f = facts(&json!({"model": "claude-sonnet-4-20250514", "max_tokens": 1024, "stream": true})).unwrap();
-        assert_eq!((f.max_output_tokens, f.stream), (Some(1024), true));
-        assert_eq!(facts(&json!({"model": "m"})).unwrap_err().param, "max_tokens");
-        assert_eq!(facts(&json!({"max_tokens": 5})).unwrap_err().param, "model");
-    }
 
     #[test]
     fn stream_usage_takes_the_last_cumulative_output() {

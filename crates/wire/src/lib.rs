@@ -7,11 +7,16 @@
 pub mod anthropic;
 pub mod bound;
 pub mod openai;
+pub mod request;
+pub mod scan;
 pub mod sse;
 pub mod translate;
+pub mod usage;
 
+pub use request::{ReadError, RequestFacts, RequestKind};
 use serde_json::Value;
 use spendgate_core::TokenUsage;
+pub use usage::{UsageFormat, answer_usage, usage_in};
 
 /// A request field the gateway needs is missing or of the wrong type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,19 +32,6 @@ impl RequestError {
     }
 }
 
-/// What the gateway reads from a request body before sending it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestFacts {
-    pub model: String,
-    pub stream: bool,
-    /// The max output tokens the request asked for, if it did.
-    pub max_output_tokens: Option<u64>,
-    /// Completions asked for (OpenAI `n`), 1 elsewhere.
-    pub choices: u64,
-    /// Upper bound on the input tokens (see [`bound`]).
-    pub input_bound: u64,
-}
-
 /// What a stream has said so far: its usage, once reported, and the characters of
 /// output streamed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,20 +45,6 @@ impl Tally {
     pub fn count(&mut self, text: &Value) {
         self.chars += text.as_str().map_or(0, |s| s.chars().count() as u64);
     }
-}
-
-/// An answer's `usage` alone, as `{"usage": ...}`, for metering an answer that is
-/// passed on as it is: the rest of the body is skipped, not built into a tree.
-pub fn usage_only(body: &[u8]) -> Option<Value> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        #[serde(default)]
-        usage: Value,
-    }
-    let answer: Answer = serde_json::from_slice(body).ok()?;
-    let mut out = serde_json::Map::new();
-    out.insert("usage".into(), answer.usage);
-    Some(Value::Object(out))
 }
 
 /// Characters of the JSON string values of `keys` anywhere in `json` (an escape counts
@@ -105,15 +83,6 @@ pub fn text_chars(json: &str, keys: &[&str]) -> u64 {
         }
     }
     total
-}
-
-/// Whether `json` has a key `key` whose value is an object (found by a scan, like
-/// [`text_chars`]): `"usage": {` in the one chunk of a stream that reports usage.
-pub fn has_object(json: &str, key: &str) -> bool {
-    let needle = format!("\"{key}\"");
-    json.match_indices(&needle).any(|(at, _)| {
-        json[at + needle.len()..].trim_start().strip_prefix(':').is_some_and(|r| r.trim_start().starts_with('{'))
-    })
 }
 
 /// From just after an opening quote: the index of the closing quote (or the end) and
@@ -162,15 +131,6 @@ pub trait StreamUsage: Send {
     }
 }
 
-/// Reads an unsigned integer field, absent or null as 0.
-pub(crate) fn uint(v: &Value, path: &[&str]) -> u64 {
-    let mut cur = v;
-    for p in path {
-        cur = &cur[*p];
-    }
-    cur.as_u64().unwrap_or(0)
-}
-
 /// The usage estimated for a stream that ended without reporting it: the input part
 /// from whatever was reported (else the estimate given), output from the characters
 /// streamed (4 per token, rounded up, at least 1 if anything was streamed).
@@ -199,28 +159,11 @@ mod tests {
         assert_eq!(super::text_chars("", &keys), 0);
     }
 
-    #[test]
-    fn has_object_finds_an_object_value() {
-        assert!(super::has_object(r#"{"choices":[],"usage":{"prompt_tokens":1}}"#, "usage"));
-        assert!(super::has_object(r#"{"usage" : { }}"#, "usage"));
-        assert!(!super::has_object(r#"{"choices":[],"usage":null}"#, "usage"));
-        assert!(!super::has_object(r#"{"x":"usage"}"#, "usage"));
-    }
-
     proptest::proptest! {
         /// Any input: no panic, and never more characters than the input has.
         #[test]
         fn text_chars_never_panics(s in ".{0,200}") {
             proptest::prop_assert!(super::text_chars(&s, &["content"]) <= s.chars().count() as u64);
         }
-    }
-
-    #[test]
-    fn usage_only_reads_usage_and_skips_the_rest() {
-        let body = br#"{"id":"x","choices":[{"message":{"content":"hi \"there\""}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
-        let expected = serde_json::json!({"usage": {"prompt_tokens": 3, "completion_tokens": 4}});
-        assert_eq!(super::usage_only(body).unwrap(), expected);
-        assert_eq!(super::usage_only(b"{}").unwrap(), serde_json::json!({"usage": null}));
-        assert_eq!(super::usage_only(b"not json"), None);
     }
 }

@@ -1,8 +1,9 @@
 //! OpenAI's formats: Chat Completions, Responses, Embeddings. What a request asks for,
 //! how to lower its max tokens or ask for usage in its stream, and what it used.
 
-use crate::{Observed, RequestError, RequestFacts, StreamUsage, Tally, bound, uint};
-use serde_json::{Map, Value, json};
+use crate::usage::{Reported, UsageFormat, is_empty_array, usage_in};
+use crate::{Observed, StreamUsage, Tally};
+use serde_json::{Value, json};
 use spendgate_core::TokenUsage;
 
 /// The OpenAI endpoints.
@@ -32,68 +33,6 @@ impl Endpoint {
     }
 }
 
-pub(crate) fn object(body: &Value) -> Result<&Map<String, Value>, RequestError> {
-    body.as_object().ok_or_else(|| RequestError::new("body", "must be a JSON object"))
-}
-
-pub(crate) fn model(obj: &Map<String, Value>) -> Result<String, RequestError> {
-    match obj.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => Ok(m.clone()),
-        Some(Value::String(_)) => Err(RequestError::new("model", "must not be empty")),
-        Some(_) => Err(RequestError::new("model", "must be a string")),
-        None => Err(RequestError::new("model", "is required")),
-    }
-}
-
-pub(crate) fn stream(obj: &Map<String, Value>) -> Result<bool, RequestError> {
-    match obj.get("stream") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(RequestError::new("stream", "must be true or false")),
-    }
-}
-
-/// A positive integer field, if present (null counts as absent).
-pub(crate) fn positive(obj: &Map<String, Value>, field: &str, max: u64) -> Result<Option<u64>, RequestError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
-            Some(0) => Err(RequestError::new(field, "must be at least 1")),
-            Some(n) => Err(RequestError::new(field, format!("is {n}; at most {max}"))),
-            None => Err(RequestError::new(field, "must be a positive whole number")),
-        },
-    }
-}
-
-/// Max tokens anyone may ask for (well above any model's maximum).
-pub const MAX_TOKENS_CEILING: u64 = 100_000_000;
-
-/// Reads what the gateway needs from a request body.
-pub fn facts(endpoint: Endpoint, body: &Value) -> Result<RequestFacts, RequestError> {
-    let obj = object(body)?;
-    let mut max_output_tokens = None;
-    for field in endpoint.max_fields() {
-        max_output_tokens = max_output_tokens.or(positive(obj, field, MAX_TOKENS_CEILING)?);
-    }
-    let choices = match endpoint {
-        Endpoint::Chat => positive(obj, "n", 128)?.unwrap_or(1),
-        _ => 1,
-    };
-    Ok(RequestFacts {
-        model: model(obj)?,
-        stream: stream(obj)?,
-        max_output_tokens,
-        choices,
-        input_bound: bound::input_tokens(body),
-    })
-}
-
-/// Whether the client asked for usage in its stream (`stream_options.include_usage`).
-pub fn wants_stream_usage(body: &Value) -> bool {
-    body["stream_options"]["include_usage"].as_bool() == Some(true)
-}
-
 /// Asks for the usage chunk at the end of a chat stream.
 pub fn request_stream_usage(body: &mut Value) {
     if let Some(obj) = body.as_object_mut() {
@@ -103,6 +42,23 @@ pub fn request_stream_usage(body: &mut Value) {
         }
         options["include_usage"] = Value::Bool(true);
     }
+}
+
+/// Asks for the usage chunk at the end of a chat stream, in the bytes of a request that
+/// is an object with members and no `stream_options` (`None` when it is not): spliced
+/// in front of its first member, the rest left as it is.
+pub fn with_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
+    let open = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    let first = open + 1 + body[open + 1..].iter().position(|b| !b.is_ascii_whitespace())?;
+    if body[open] != b'{' || body[first] == b'}' {
+        return None;
+    }
+    const MEMBER: &[u8] = br#""stream_options":{"include_usage":true},"#;
+    let mut out = Vec::with_capacity(body.len() + MEMBER.len());
+    out.extend_from_slice(&body[..=open]);
+    out.extend_from_slice(MEMBER);
+    out.extend_from_slice(&body[open + 1..]);
+    Some(out)
 }
 
 /// Sets the max output tokens to `tokens`, in the field the request used; where it used
@@ -125,59 +81,42 @@ pub fn set_max_tokens(endpoint: Endpoint, body: &mut Value, tokens: u64, openai_
     }
 }
 
+impl Endpoint {
+    /// How this endpoint's answers report usage.
+    pub fn usage_format(self) -> UsageFormat {
+        match self {
+            Endpoint::Chat => UsageFormat::Chat,
+            Endpoint::Responses => UsageFormat::Responses,
+            Endpoint::Embeddings => UsageFormat::Embeddings,
+        }
+    }
+}
+
 /// Usage from a non-streamed answer of `endpoint`.
 pub fn usage(endpoint: Endpoint, answer: &Value) -> Option<TokenUsage> {
-    let u = answer.get("usage").filter(|u| u.is_object())?;
-    Some(match endpoint {
-        Endpoint::Chat => chat_usage(u),
-        Endpoint::Responses => responses_usage(u),
-        Endpoint::Embeddings => TokenUsage { input: uint(u, &["prompt_tokens"]), ..TokenUsage::default() },
-    })
-}
-
-/// `prompt_tokens` includes the cached tokens: they are priced apart.
-fn chat_usage(u: &Value) -> TokenUsage {
-    let cached = uint(u, &["prompt_tokens_details", "cached_tokens"]);
-    TokenUsage {
-        input: uint(u, &["prompt_tokens"]).saturating_sub(cached),
-        cached_input: cached,
-        cache_write: 0,
-        output: uint(u, &["completion_tokens"]),
-    }
-}
-
-fn responses_usage(u: &Value) -> TokenUsage {
-    let cached = uint(u, &["input_tokens_details", "cached_tokens"]);
-    TokenUsage {
-        input: uint(u, &["input_tokens"]).saturating_sub(cached),
-        cached_input: cached,
-        cache_write: 0,
-        output: uint(u, &["output_tokens"]),
-    }
+    usage_in(endpoint.usage_format(), answer)
 }
 
 /// Usage from a Chat Completions stream: the last chunk (`choices: []`, `usage`).
 #[derive(Debug, Default)]
 pub struct ChatStream(Tally);
 
-/// Whether a chat chunk is the usage-only chunk that `include_usage` adds.
-pub fn is_usage_chunk(data: &Value) -> bool {
-    data["usage"].is_object() && data["choices"].as_array().is_some_and(Vec::is_empty)
-}
-
 impl StreamUsage for ChatStream {
     fn observe(&mut self, _event: Option<&str>, data: &str) -> Observed {
         // Every chunk: its text, counted by a scan. The one chunk with usage (`usage`
         // not null) is read whole.
         self.0.chars += crate::text_chars(data, &["content", "refusal", "reasoning_content", "arguments", "name"]);
-        if !crate::has_object(data, "usage") {
+        // Most chunks have `"usage":null` or none: the quick look rules out those without.
+        if memchr::memmem::find(data.as_bytes(), b"\"usage\"").is_none() {
             return Observed::default();
         }
-        let Ok(full) = serde_json::from_str::<Value>(data) else { return Observed::default() };
-        if let Some(u) = full.get("usage").filter(|u| u.is_object()) {
-            self.0.usage = Some(chat_usage(u));
-        }
-        Observed { usage_only: is_usage_chunk(&full) }
+        let Some([Some(usage), choices]) = crate::scan::members(data.as_bytes(), ["usage", "choices"]) else {
+            return Observed::default();
+        };
+        let Some(usage) = Reported::from_raw(usage) else { return Observed::default() };
+        self.0.usage = Some(usage.tokens(UsageFormat::Chat));
+        // The chunk that `include_usage` adds: usage and no choices.
+        Observed { usage_only: choices.is_some_and(is_empty_array) }
     }
 
     fn tally(&self) -> &Tally {
@@ -195,8 +134,8 @@ impl StreamUsage for ResponsesStream {
         let kind = event.or_else(|| data["type"].as_str()).unwrap_or("");
         match kind {
             "response.completed" | "response.incomplete" | "response.failed" => {
-                if let Some(u) = data["response"].get("usage").filter(|u| u.is_object()) {
-                    self.0.usage = Some(responses_usage(u));
+                if let Some(u) = usage_in(UsageFormat::Responses, &data["response"]) {
+                    self.0.usage = Some(u);
                 }
             }
             k if k.ends_with(".delta") => self.0.count(&data["delta"]),
@@ -215,34 +154,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chat_facts_and_errors_name_the_field() {
-        let f = facts(
-            Endpoint::Chat,
-            &json!({"model": "gpt-4o-mini", "stream": true, "max_tokens": 50, "n": 2, "messages": []}),
-        )
-        .unwrap();
-        assert_eq!((f.model.as_str(), f.stream, f.max_output_tokens, f.choices), ("gpt-4o-mini", true, Some(50), 2));
-        let f = facts(Endpoint::Chat, &json!({"model": "m", "max_completion_tokens": 7, "max_tokens": 9})).unwrap();
-        assert_eq!(f.max_output_tokens, Some(7), "max_completion_tokens wins");
-        let err = |b: Value| facts(Endpoint::Chat, &b).unwrap_err().param;
-        assert_eq!(err(json!({})), "model");
-        assert_eq!(err(json!({"model": 5})), "model");
-        assert_eq!(err(json!({"model": "m", "stream": "yes"})), "stream");
-        assert_eq!(err(json!({"model": "m", "max_tokens": -1})), "max_tokens");
-        assert_eq!(err(json!({"model": "m", "max_tokens": 0})), "max_tokens");
-        assert_eq!(err(json!({"model": "m", "max_completion_tokens": 1e30})), "max_completion_tokens");
-        assert_eq!(err(json!({"model": "m", "n": 500})), "n");
-        assert_eq!(err(json!([1])), "body");
-        let r = facts(Endpoint::Responses, &json!({"model": "m", "max_output_tokens": 3})).unwrap();
-        assert_eq!(r.max_output_tokens, Some(3));
+    fn stream_usage_is_spliced_into_the_bytes() {
+        let body = br#" { "model": "m", "stream": true }"#;
+        let out: Value = serde_json::from_slice(&with_stream_usage(body).unwrap()).unwrap();
+        assert_eq!(out, json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}}));
+        assert_eq!(with_stream_usage(b"{ }"), None);
+        assert_eq!(with_stream_usage(b"[1]"), None);
+        assert_eq!(with_stream_usage(b"  "), None);
     }
 
     #[test]
     fn stream_usage_option_and_max_tokens_are_set_in_place() {
         let mut b = json!({"model": "m", "stream_options": {"other": 1}, "unknown": {"kept": true}});
-        assert!(!wants_stream_usage(&b));
         request_stream_usage(&mut b);
-        assert!(wants_stream_usage(&b));
+        assert_eq!(b["stream_options"]["include_usage"], true);
         assert_eq!(b["stream_options"]["other"], 1);
         assert_eq!(b["unknown"], json!({"kept": true}));
         set_max_tokens(Endpoint::Chat, &mut b, 10, true);
@@ -290,7 +215,6 @@ mod tests {
         assert_eq!(s.reported(), None);
         assert_eq!(s.output_chars(), 17, "escaped text counted as its characters");
         let chunk = json!({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4}});
-        assert!(is_usage_chunk(&chunk));
         assert_eq!(seen(&mut s, chunk), Observed { usage_only: true });
         assert_eq!(s.reported(), Some(TokenUsage { input: 5, cached_input: 0, cache_write: 0, output: 4 }));
         // Usage on a chunk that also has a choice is not a usage-only chunk.

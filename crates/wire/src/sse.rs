@@ -1,21 +1,24 @@
 //! Incremental Server-Sent Events framing. Bytes go in as they arrive, in chunks of any
-//! size; complete events come out with their raw bytes (to forward untouched) and their
-//! parsed `event` name and `data`. Handles `\n`, `\r\n` and `\r` line ends, comment
-//! lines (`: ...`), multi-line data and fields without a space after the colon.
+//! size; complete events are looked at in place (their `event` name and `data`,
+//! borrowed from the buffer) and their bytes come out untouched for forwarding: as one
+//! piece split off the buffer, without a copy, unless an event is left out. Handles
+//! `\n`, `\r\n` and `\r` line ends, comment lines (`: ...`), multi-line data and fields
+//! without a space after the colon.
 
 use bytes::{Bytes, BytesMut};
+use std::borrow::Cow;
 
-/// One complete event.
+/// One complete event, borrowed from the parser's buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    /// The event's bytes as received, through its terminating blank line (split off the
-    /// parser's buffer, not copied).
-    pub raw: Bytes,
+pub struct Event<'a> {
+    /// The event's bytes as received, through its terminating blank line.
+    pub raw: &'a [u8],
     /// The `event:` field, if any.
-    pub event: Option<String>,
-    /// The `data:` lines joined with `\n`; `None` for an event with no data (a comment
-    /// or a keep-alive).
-    pub data: Option<String>,
+    pub event: Option<Cow<'a, str>>,
+    /// The `data:` lines joined with `\n` (borrowed when there is one, as there always is
+    /// from OpenAI and Anthropic); `None` for an event with no data (a comment or a
+    /// keep-alive).
+    pub data: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default)]
@@ -30,16 +33,36 @@ impl Parser {
         Parser::default()
     }
 
-    /// Feeds bytes; returns the events they complete.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<Event> {
+    /// Feeds bytes.
+    pub fn push(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
-        let mut events = Vec::new();
-        while let Some(end) = self.event_end() {
-            let raw = self.buf.split_to(end).freeze();
-            self.scanned = 0;
-            events.push(parse(raw));
+    }
+
+    /// Shows each complete event to `keep` and takes them out of the buffer; returns the
+    /// bytes of those it kept, in order.
+    pub fn take(&mut self, mut keep: impl FnMut(&Event<'_>) -> bool) -> Bytes {
+        let mut end = 0;
+        // Byte ranges of events left out (rare: a stream usually passes whole).
+        let mut left_out: Vec<(usize, usize)> = Vec::new();
+        while let Some(next) = self.event_end(end) {
+            if !keep(&parse(&self.buf[end..next])) {
+                left_out.push((end, next));
+            }
+            end = next;
         }
-        events
+        self.scanned -= end;
+        let taken = self.buf.split_to(end);
+        if left_out.is_empty() {
+            return taken.freeze();
+        }
+        let mut kept = Vec::with_capacity(taken.len());
+        let mut from = 0;
+        for (start, stop) in left_out {
+            kept.extend_from_slice(&taken[from..start]);
+            from = stop;
+        }
+        kept.extend_from_slice(&taken[from..]);
+        Bytes::from(kept)
     }
 
     /// Bytes of an unfinished event (the stream ended without a blank line).
@@ -47,30 +70,30 @@ impl Parser {
         &self.buf
     }
 
-    /// Finishes: a trailing event without its blank line, if any, as an event.
-    pub fn finish(&mut self) -> Option<Event> {
-        if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
-            self.buf.clear();
-            return None;
-        }
+    /// Finishes: a trailing event without its blank line, if any, shown to `keep`;
+    /// returns its bytes if kept.
+    pub fn finish(&mut self, mut keep: impl FnMut(&Event<'_>) -> bool) -> Bytes {
         self.scanned = 0;
-        Some(parse(std::mem::take(&mut self.buf).freeze()))
+        let rest = std::mem::take(&mut self.buf);
+        if rest.iter().all(u8::is_ascii_whitespace) || !keep(&parse(&rest)) {
+            return Bytes::new();
+        }
+        rest.freeze()
     }
 
-    /// The index just past the blank line ending the first event, if it is complete.
-    fn event_end(&mut self) -> Option<usize> {
-        let b = &self.buf;
-        let mut i = self.scanned;
+    /// The index just past the blank line ending the event that starts at `from`, if it
+    /// is complete.
+    fn event_end(&mut self, from: usize) -> Option<usize> {
+        let b = &self.buf[..];
+        let mut i = self.scanned.max(from);
         while i < b.len() {
             // A line ends at \n, \r\n or \r; an event ends at an empty line.
             let line_start = i;
-            while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
-                i += 1;
-            }
-            if i == b.len() {
+            let Some(at) = memchr::memchr2(b'\n', b'\r', &b[i..]) else {
                 self.scanned = line_start;
                 return None;
-            }
+            };
+            i += at;
             let empty = i == line_start;
             if b[i] == b'\r' {
                 if i + 1 == b.len() {
@@ -85,6 +108,7 @@ impl Parser {
             i += 1;
             if empty {
                 // The blank line that ends an event (or a stray one, an empty event).
+                self.scanned = i;
                 return Some(i);
             }
         }
@@ -93,29 +117,34 @@ impl Parser {
     }
 }
 
-fn parse(raw: Bytes) -> Event {
-    let text = match std::str::from_utf8(&raw) {
-        Ok(t) => std::borrow::Cow::Borrowed(t),
-        Err(_) => String::from_utf8_lossy(&raw),
-    };
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// An event's fields, borrowed from its bytes.
+fn parse(raw: &[u8]) -> Event<'_> {
     let mut event = None;
-    let mut data: Option<String> = None;
-    for line in text.split(['\n', '\r']) {
-        if line.is_empty() || line.starts_with(':') {
+    let mut data: Option<Cow<str>> = None;
+    for line in raw.split(|&c| c == b'\n' || c == b'\r') {
+        if line.is_empty() || line[0] == b':' {
             continue;
         }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &b""[..]),
         };
         match field {
-            "event" => event = Some(value.to_string()),
-            "data" => match &mut data {
+            b"event" => event = Some(text(value)),
+            b"data" => match &mut data {
                 Some(d) => {
+                    let d = d.to_mut();
                     d.push('\n');
-                    d.push_str(value);
+                    d.push_str(&text(value));
                 }
-                None => data = Some(value.to_string()),
+                None => data = Some(text(value)),
             },
             _ => {}
         }
@@ -123,17 +152,62 @@ fn parse(raw: Bytes) -> Event {
     Event { raw, event, data }
 }
 
+/// An event with its fields owned (for tests and tools that keep events).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedEvent {
+    pub raw: Vec<u8>,
+    pub event: Option<String>,
+    pub data: Option<String>,
+}
+
+impl From<&Event<'_>> for OwnedEvent {
+    fn from(e: &Event<'_>) -> Self {
+        OwnedEvent {
+            raw: e.raw.to_vec(),
+            event: e.event.as_deref().map(str::to_string),
+            data: e.data.as_deref().map(str::to_string),
+        }
+    }
+}
+
+impl Parser {
+    /// The complete events fed so far, owned and taken out of the buffer.
+    pub fn events(&mut self) -> Vec<OwnedEvent> {
+        let mut events = Vec::new();
+        self.take(|e| {
+            events.push(OwnedEvent::from(e));
+            true
+        });
+        events
+    }
+
+    /// The trailing event without its blank line, if any, owned.
+    pub fn finish_event(&mut self) -> Option<OwnedEvent> {
+        let mut event = None;
+        self.finish(|e| {
+            event = Some(OwnedEvent::from(e));
+            true
+        });
+        event
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use proptest::prelude::*;
 
     const STREAM: &str = "event: message_start\ndata: {\"a\":1}\n\n: keep-alive comment\n\ndata: {\"b\":\ndata: 2}\r\n\r\nevent: ping\ndata:{}\r\rdata: [DONE]\n\n";
 
-    fn all(chunks: &[&[u8]]) -> Vec<Event> {
+    fn all(chunks: &[&[u8]]) -> Vec<OwnedEvent> {
         let mut p = Parser::new();
-        let mut out: Vec<Event> = chunks.iter().flat_map(|c| p.push(c)).collect();
-        out.extend(p.finish());
+        let mut out = Vec::new();
+        for c in chunks {
+            p.push(c);
+            out.extend(p.events());
+        }
+        out.extend(p.finish_event());
         out
     }
 
@@ -152,18 +226,39 @@ mod tests {
                 (None, Some("[DONE]")),
             ]
         );
-        let raw: Vec<u8> = events.iter().flat_map(|e| e.raw.to_vec()).collect();
+        let raw: Vec<u8> = events.iter().flat_map(|e| e.raw.clone()).collect();
         assert_eq!(raw, STREAM.as_bytes(), "raw bytes are forwarded unchanged");
+    }
+
+    #[test]
+    fn kept_events_come_out_whole_and_left_out_ones_not_at_all() {
+        let mut p = Parser::new();
+        p.push(STREAM.as_bytes());
+        let out = p.take(|e| e.event.as_deref() != Some("ping") && e.data.is_some());
+        let expected = STREAM.replace(": keep-alive comment\n\n", "").replace("event: ping\ndata:{}\r\r", "");
+        assert_eq!(out, expected.as_bytes());
+        assert!(p.remainder().is_empty());
+        p.push(b"data: 1\n\ndata: 2\n\n");
+        assert_eq!(p.take(|_| true), &b"data: 1\n\ndata: 2\n\n"[..], "all kept: the bytes as they came");
     }
 
     #[test]
     fn unterminated_tail_is_returned_by_finish() {
         let mut p = Parser::new();
-        assert!(p.push(b"data: {\"x\":1}\n").is_empty());
+        p.push(b"data: {\"x\":1}\n");
+        assert!(p.events().is_empty());
         assert_eq!(p.remainder(), b"data: {\"x\":1}\n");
-        let e = p.finish().unwrap();
+        let e = p.finish_event().unwrap();
         assert_eq!(e.data.as_deref(), Some("{\"x\":1}"));
-        assert!(p.finish().is_none());
+        assert!(p.finish_event().is_none());
+    }
+
+    #[test]
+    fn invalid_utf8_is_read_lossily() {
+        let mut p = Parser::new();
+        p.push(b"event: a\xffb\ndata: x\xfey\n\n");
+        let e = &p.events()[0];
+        assert_eq!((e.event.as_deref(), e.data.as_deref()), (Some("a\u{fffd}b"), Some("x\u{fffd}y")));
     }
 
     proptest! {
@@ -184,7 +279,10 @@ mod tests {
         fn never_panics_and_loses_no_bytes(data in prop::collection::vec(any::<u8>(), 0..400), split in 0usize..400) {
             let split = split.min(data.len());
             let mut p = Parser::new();
-            let mut raw: Vec<u8> = p.push(&data[..split]).into_iter().chain(p.push(&data[split..])).flat_map(|e| e.raw.to_vec()).collect();
+            p.push(&data[..split]);
+            let mut raw = p.take(|_| true).to_vec();
+            p.push(&data[split..]);
+            raw.extend_from_slice(&p.take(|_| true));
             raw.extend_from_slice(p.remainder());
             prop_assert_eq!(raw, data);
         }

@@ -16,17 +16,18 @@ use crate::counters::{AdmitError, Admitted, Counters};
 use crate::error::{ApiError, ErrorFormat, ErrorKind};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::extract::State;
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use bytes::BytesMut;
 use keys::KeyEntry;
 use serde_json::Value;
 use settle::{Estimate, Settlement};
 use spendgate_core::meter::{CostBound, Headroom, Refusal};
-use spendgate_core::{Model, SpendKey, TokenUsage, WireFormat};
-use spendgate_wire::{RequestFacts, StreamUsage, anthropic, openai, translate};
+use spendgate_core::{Model, SpendKey, Timestamp, TokenUsage, WireFormat};
+use spendgate_wire::{ReadError, RequestFacts, RequestKind, StreamUsage, anthropic, openai, translate};
 use std::sync::Arc;
 use std::time::Instant;
 use stream::{MeteredStream, Output};
@@ -83,6 +84,13 @@ impl Endpoint {
         }
     }
 
+    fn usage_format(self) -> spendgate_wire::UsageFormat {
+        match self.openai() {
+            Some(ep) => ep.usage_format(),
+            None => spendgate_wire::UsageFormat::Messages,
+        }
+    }
+
     fn openai(self) -> Option<openai::Endpoint> {
         match self {
             Endpoint::Chat => Some(openai::Endpoint::Chat),
@@ -93,40 +101,55 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The endpoint a path names.
+    pub fn from_path(path: &str) -> Option<Endpoint> {
+        Some(match path {
+            "/v1/chat/completions" => Endpoint::Chat,
+            "/v1/responses" => Endpoint::Responses,
+            "/v1/embeddings" => Endpoint::Embeddings,
+            "/v1/messages" => Endpoint::Messages,
+            "/v1/messages/count_tokens" => Endpoint::CountTokens,
+            _ => return None,
+        })
+    }
+
+    fn request_kind(self) -> RequestKind {
+        match self {
+            Endpoint::Chat => RequestKind::Chat,
+            Endpoint::Responses => RequestKind::Responses,
+            Endpoint::Embeddings => RequestKind::Embeddings,
+            Endpoint::Messages => RequestKind::Messages,
+            Endpoint::CountTokens => RequestKind::CountTokens,
+        }
+    }
+}
+
+/// The gateway's endpoints in the router, for what the server does not send to
+/// [`handle`] directly (another method than POST gets the router's 405).
 pub fn routes() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/responses", post(responses))
-        .route("/v1/embeddings", post(embeddings))
-        .route("/v1/messages", post(messages))
-        .route("/v1/messages/count_tokens", post(count_tokens))
-        .layer(DefaultBodyLimit::max(GATEWAY_BODY_LIMIT))
+    let mut router = axum::Router::new();
+    for endpoint in
+        [Endpoint::Chat, Endpoint::Responses, Endpoint::Embeddings, Endpoint::Messages, Endpoint::CountTokens]
+    {
+        router = router.route(
+            endpoint.path(),
+            post(move |State(state): State<AppState>, req: axum::extract::Request| async move {
+                handle(&state, endpoint, req).await
+            }),
+        );
+    }
+    router
 }
 
-type RawBody = Result<Bytes, BytesRejection>;
-
-async fn chat(State(s): State<AppState>, h: HeaderMap, uri: Uri, body: RawBody) -> Response {
-    handle(s, Endpoint::Chat, h, uri, body).await
-}
-
-async fn responses(State(s): State<AppState>, h: HeaderMap, uri: Uri, body: RawBody) -> Response {
-    handle(s, Endpoint::Responses, h, uri, body).await
-}
-
-async fn embeddings(State(s): State<AppState>, h: HeaderMap, uri: Uri, body: RawBody) -> Response {
-    handle(s, Endpoint::Embeddings, h, uri, body).await
-}
-
-async fn messages(State(s): State<AppState>, h: HeaderMap, uri: Uri, body: RawBody) -> Response {
-    handle(s, Endpoint::Messages, h, uri, body).await
-}
-
-async fn count_tokens(State(s): State<AppState>, h: HeaderMap, uri: Uri, body: RawBody) -> Response {
-    handle(s, Endpoint::CountTokens, h, uri, body).await
-}
-
-async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, uri: Uri, body: RawBody) -> Response {
-    match proxy(&state, endpoint, &headers, &uri, body).await {
+/// Serves one request to a gateway endpoint.
+pub async fn handle<B>(state: &AppState, endpoint: Endpoint, req: Request<B>) -> Response
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = req.into_parts();
+    match proxy(state, endpoint, &parts.headers, &parts.uri, body).await {
         Ok(response) => response,
         Err(e) => e.render(endpoint.error_format()),
     }
@@ -224,32 +247,59 @@ fn check_format(key: &SpendKey, endpoint: Endpoint, headers: &HeaderMap) -> Resu
     ))
 }
 
-fn read_body(endpoint: Endpoint, body: RawBody) -> Result<(Bytes, Value, RequestFacts), ApiError> {
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorKind::PayloadTooLarge,
-                format!("request body is larger than the limit of {GATEWAY_BODY_LIMIT} bytes"),
-            )
-        } else {
-            ApiError::invalid("body", format!("could not read the request body: {rejection}"))
-        }
-    })?;
-    let json: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::invalid("body", format!("the request body is not valid JSON ({e})")))?;
-    let facts = match endpoint.openai() {
-        Some(ep) => openai::facts(ep, &json),
-        None if endpoint == Endpoint::Messages => anthropic::facts(&json),
-        None => anthropic::count_tokens_model(&json).map(|model| RequestFacts {
-            model,
-            stream: false,
-            max_output_tokens: Some(0),
-            choices: 1,
-            input_bound: 0,
-        }),
+/// The request body, up to [`GATEWAY_BODY_LIMIT`] (refused at once when its declared
+/// length is over).
+async fn read_body<B>(headers: &HeaderMap, body: B) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    use http_body_util::BodyExt;
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("request body is larger than the limit of {GATEWAY_BODY_LIMIT} bytes"),
+        )
+    };
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > GATEWAY_BODY_LIMIT as u64) {
+        return Err(too_large());
     }
-    .map_err(|e| ApiError::invalid(e.param.clone(), e.to_string()))?;
-    Ok((bytes, json, facts))
+    let mut bytes = BytesMut::new();
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::invalid("body", format!("could not read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > GATEWAY_BODY_LIMIT {
+                return Err(too_large());
+            }
+            if bytes.is_empty() && body.is_end_stream() {
+                return Ok(data); // the whole body in one piece: no copy
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes.freeze())
+}
+
+/// What the request asks for, read from its bytes.
+fn read_facts(endpoint: Endpoint, bytes: &[u8]) -> Result<RequestFacts, ApiError> {
+    spendgate_wire::request::read(endpoint.request_kind(), bytes).map_err(|e| match e {
+        ReadError::Json(_) => ApiError::invalid("body", e.to_string()),
+        ReadError::Field(e) => ApiError::invalid(e.param.clone(), e.to_string()),
+    })
+}
+
+/// The request as a tree, parsed at the first edit that needs one.
+fn tree<'a>(json: &'a mut Option<Value>, bytes: &[u8]) -> Result<&'a mut Value, ApiError> {
+    match json {
+        Some(v) => Ok(v),
+        None => {
+            let v = serde_json::from_slice(bytes)
+                .map_err(|e| ApiError::invalid("body", format!("the request body is not valid JSON ({e})")))?;
+            Ok(json.insert(v))
+        }
+    }
 }
 
 /// Checks 4 and 5: the model is in the catalog and the key may use it.
@@ -289,40 +339,71 @@ fn refusal_error(refusal: Refusal) -> ApiError {
     }
 }
 
-fn put(headers: &mut HeaderMap, name: &'static str, value: impl ToString) {
-    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
-        headers.insert(HeaderName::from_static(name), v);
+fn put(headers: &mut HeaderMap, name: HeaderName, value: impl ToString) {
+    if let Ok(v) = HeaderValue::try_from(value.to_string()) {
+        headers.insert(name, v);
     }
 }
 
+const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+const LIMIT_USD: HeaderName = HeaderName::from_static("x-ratelimit-limit-usd");
+const REMAINING_USD: HeaderName = HeaderName::from_static("x-ratelimit-remaining-usd");
+const RESET_USD: HeaderName = HeaderName::from_static("x-ratelimit-reset-usd");
+
 /// What is left of the key's caps, in `x-ratelimit-*` style.
-fn limit_headers(headers: &mut HeaderMap, key: &SpendKey, headroom: Headroom, state: &AppState) {
-    let now = state.now();
+fn limit_headers(headers: &mut HeaderMap, key: &SpendKey, headroom: Headroom, now: Timestamp) {
     if let (Some(limit), Some(left)) = (key.request_limit, headroom.requests_remaining) {
-        put(headers, "x-ratelimit-limit-requests", limit.count);
-        put(headers, "x-ratelimit-remaining-requests", left);
+        headers.insert(LIMIT_REQUESTS, HeaderValue::from(limit.count));
+        headers.insert(REMAINING_REQUESTS, HeaderValue::from(left));
         if let Some(end) = limit.cycle.window(now).end {
-            put(headers, "x-ratelimit-reset-requests", end);
+            headers.insert(RESET_REQUESTS, instant_value(end));
         }
     }
     if let (Some(limit), Some(left)) = (key.spend_limit, headroom.spend_remaining) {
-        put(headers, "x-ratelimit-limit-usd", limit.amount);
-        put(headers, "x-ratelimit-remaining-usd", left);
+        put(headers, LIMIT_USD, limit.amount);
+        put(headers, REMAINING_USD, left);
         if let Some(end) = limit.cycle.window(now).end {
-            put(headers, "x-ratelimit-reset-usd", end);
+            headers.insert(RESET_USD, instant_value(end));
         }
     }
 }
 
-/// Response headers of the provider that the client may see.
-const PASSED_BACK: &[&str] = &["content-type", "request-id", "x-request-id", "openai-processing-ms"];
+/// An instant as a header value (RFC 3339). The few instants in use (the ends of the
+/// current day, week and month) are rendered once per thread, not per answer.
+fn instant_value(at: Timestamp) -> HeaderValue {
+    use std::cell::RefCell;
+    thread_local! {
+        static RENDERED: RefCell<Vec<(Timestamp, HeaderValue)>> = const { RefCell::new(Vec::new()) };
+    }
+    RENDERED.with_borrow_mut(|rendered| {
+        if let Some((_, v)) = rendered.iter().find(|(t, _)| *t == at) {
+            return v.clone();
+        }
+        let v = HeaderValue::try_from(at.to_string()).unwrap_or(HeaderValue::from_static(""));
+        if rendered.len() >= 8 {
+            rendered.remove(0);
+        }
+        rendered.push((at, v.clone()));
+        v
+    })
+}
 
-/// The provider's response headers that the client may see.
+/// Response headers of the provider that the client may see.
+const PASSED_BACK: [HeaderName; 4] = [
+    axum::http::header::CONTENT_TYPE,
+    HeaderName::from_static("request-id"),
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("openai-processing-ms"),
+];
+
+/// The provider's response headers that the client may see (and room for ours).
 fn passed_back(resp: &UpstreamResponse) -> HeaderMap {
-    let mut out = HeaderMap::new();
+    let mut out = HeaderMap::with_capacity(16);
     for name in PASSED_BACK {
-        if let Some(v) = resp.headers().get(*name) {
-            out.insert(*name, v.clone());
+        if let Some(v) = resp.headers().get(&name) {
+            out.insert(name, v.clone());
         }
     }
     out
@@ -371,13 +452,17 @@ fn unix_seconds(t: spendgate_core::Timestamp) -> i64 {
     t.unix_millis().div_euclid(1000)
 }
 
-async fn proxy(
+async fn proxy<B>(
     state: &AppState,
     endpoint: Endpoint,
     headers: &HeaderMap,
     uri: &Uri,
-    body: RawBody,
-) -> Result<Response, ApiError> {
+    body: B,
+) -> Result<Response, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
     let started = Instant::now();
     let (mut entry, mut key) = if endpoint == Endpoint::CountTokens {
         authenticate_current(state, headers).await?
@@ -385,7 +470,8 @@ async fn proxy(
         authenticate(state, headers).await?
     };
     check_format(&key, endpoint, headers)?;
-    let (bytes, mut json, facts) = read_body(endpoint, body)?;
+    let bytes = read_body(headers, body).await?;
+    let facts = read_facts(endpoint, &bytes)?;
     let model = resolve_model(state, &key, &facts.model)?;
     let provider_format =
         state.config.catalog.provider(&model.provider).map(|p| p.format).ok_or_else(|| {
@@ -393,9 +479,9 @@ async fn proxy(
         })?;
     if endpoint == Endpoint::CountTokens && provider_format == WireFormat::OpenAi {
         // OpenAI has no token-counting endpoint: an estimate (4 characters a token).
-        let estimate = spendgate_wire::bound::input_tokens(&json).div_ceil(4);
+        let estimate = facts.input_bound.div_ceil(4);
         let mut out = HeaderMap::new();
-        put(&mut out, "x-spendgate-estimated", "true");
+        put(&mut out, HeaderName::from_static("x-spendgate-estimated"), "true");
         return Ok((out, axum::Json(serde_json::json!({ "input_tokens": estimate }))).into_response());
     }
     let route = Route::choose(endpoint, provider_format, model)?;
@@ -429,19 +515,17 @@ async fn proxy(
     let now = state.now();
     let openai_itself = model.provider == "openai";
 
-    // The request in the provider's format (checked before anything is reserved).
-    let client_wants_usage = openai::wants_stream_usage(&json);
-    let mut changed = false;
-    let mut translation = None;
-    match route {
-        Route::Direct => {}
-        Route::ChatToMessages => translation = Some(translate::chat_to_messages::request(&json, max_output)),
-        Route::MessagesToChat => translation = Some(translate::messages_to_chat::request(&json, openai_itself)),
-    }
-    let translated = translation.transpose().map_err(|e| ApiError::invalid(e.param.clone(), e.to_string()))?;
+    // The request in the provider's format (checked before anything is reserved). The
+    // body is parsed into a tree only for an edit that needs one.
+    let mut json: Option<Value> = None;
+    let translated = match route {
+        Route::Direct => None,
+        Route::ChatToMessages => Some(translate::chat_to_messages::request(tree(&mut json, &bytes)?, max_output)),
+        Route::MessagesToChat => Some(translate::messages_to_chat::request(tree(&mut json, &bytes)?, openai_itself)),
+    };
+    let translated = translated.transpose().map_err(|e| ApiError::invalid(e.param.clone(), e.to_string()))?;
     if let Some(t) = &translated {
-        json = t.body.clone();
-        changed = true;
+        json = Some(t.body.clone());
     }
 
     let mut reloads = 0;
@@ -484,26 +568,41 @@ async fn proxy(
     // The budget may lower max tokens; a translated request is also held to the target
     // model's maximum (Claude Code asks for 128000, which GPT models refuse).
     let asked_over_model = route != Route::Direct && facts.max_output_tokens.is_some_and(|m| m > model_max);
-    if let Some(tokens) = lowered.or(asked_over_model.then_some(model_max)) {
-        match target.openai() {
-            Some(ep) => openai::set_max_tokens(ep, &mut json, tokens, openai_itself),
-            None => anthropic::set_max_tokens(&mut json, tokens),
+    let max_tokens = lowered.or(asked_over_model.then_some(model_max));
+    // `provider/model`, or a translated request: the provider's own id.
+    let sent_model = json.as_ref().map_or(Some(facts.model.as_str()), |j| j["model"].as_str());
+    let rename =
+        sent_model != Some(model.id.as_str()) && (route != Route::Direct || !model.aliases.contains(&facts.model));
+    // The gateway asks OpenAI for the usage chunk of a chat stream (and strips it again
+    // when the client did not ask for it).
+    let strip_usage_chunk = route == Route::Direct && endpoint == Endpoint::Chat && facts.stream && !facts.stream_usage;
+    let body = if max_tokens.is_some() || rename || json.is_some() || (strip_usage_chunk && facts.stream_options) {
+        let json = tree(&mut json, &bytes)?;
+        if let Some(tokens) = max_tokens {
+            match target.openai() {
+                Some(ep) => openai::set_max_tokens(ep, json, tokens, openai_itself),
+                None => anthropic::set_max_tokens(json, tokens),
+            }
         }
-        changed = true;
-    }
-    let strip_usage_chunk = route == Route::Direct && endpoint == Endpoint::Chat && facts.stream && !client_wants_usage;
-    if strip_usage_chunk {
-        openai::request_stream_usage(&mut json);
-        changed = true;
-    }
-    if json["model"].as_str() != Some(model.id.as_str())
-        && (route != Route::Direct || !model.aliases.contains(&facts.model))
-    {
-        // `provider/model`, or a translated request: the provider's own id.
-        json["model"] = Value::String(model.id.clone());
-        changed = true;
-    }
-    let body = if changed { Bytes::from(serde_json::to_vec(&json).map_err(ApiError::internal)?) } else { bytes };
+        if strip_usage_chunk {
+            openai::request_stream_usage(json);
+        }
+        if rename {
+            json["model"] = Value::String(model.id.clone());
+        }
+        Bytes::from(serde_json::to_vec(json).map_err(ApiError::internal)?)
+    } else if strip_usage_chunk {
+        match openai::with_stream_usage(&bytes) {
+            Some(spliced) => Bytes::from(spliced),
+            None => {
+                let json = tree(&mut json, &bytes)?;
+                openai::request_stream_usage(json);
+                Bytes::from(serde_json::to_vec(json).map_err(ApiError::internal)?)
+            }
+        }
+    } else {
+        bytes
+    };
 
     let resp = match upstream.post(target.upstream_path(), uri.query(), headers, body).await? {
         Ok(r) => r,
@@ -514,17 +613,17 @@ async fn proxy(
     };
     let status = resp.status();
     let mut out = passed_back(&resp);
-    limit_headers(&mut out, &rules, headroom, state);
+    limit_headers(&mut out, &rules, headroom, now);
     if let Some(tokens) = lowered {
-        put(&mut out, "x-spendgate-max-tokens-lowered", tokens);
+        put(&mut out, HeaderName::from_static("x-spendgate-max-tokens-lowered"), tokens);
     }
     if let Some(t) = translated.as_ref().filter(|t| !t.dropped.is_empty()) {
-        put(&mut out, "x-spendgate-dropped", t.dropped.join(", "));
+        put(&mut out, HeaderName::from_static("x-spendgate-dropped"), t.dropped.join(", "));
     }
     let ctx = translate::Context {
         model: facts.model.clone(),
         created: unix_seconds(now),
-        include_usage: client_wants_usage,
+        include_usage: facts.stream_usage,
         input_estimate: facts.input_bound.div_ceil(4),
         tool_names: translated.map(|t| t.tool_names).unwrap_or_default(),
     };
@@ -545,7 +644,7 @@ async fn proxy(
                 Bytes::from(translated.to_string())
             }
         };
-        return Ok((status, out, body).into_response());
+        return Ok(respond(status, out, Body::from(body)));
     }
     let is_stream = resp
         .headers()
@@ -566,7 +665,7 @@ async fn proxy(
         };
         let body = http_body_util::BodyDataStream::new(resp.into_body());
         let stream = MeteredStream::new(Box::pin(body), usage, output, settlement);
-        return Ok((status, out, Body::from_stream(stream)).into_response());
+        return Ok(respond(status, out, Body::from_stream(stream)));
     }
     let body = match read_all(resp).await {
         Ok(b) => b,
@@ -576,25 +675,33 @@ async fn proxy(
         }
     };
     // Passed on as it is: only its usage is read. Translated: read whole.
-    let answer: Option<Value> = match route {
-        Route::Direct => spendgate_wire::usage_only(&body),
-        _ => serde_json::from_slice(&body).ok(),
+    let format = target.usage_format();
+    let (usage, answer) = match route {
+        Route::Direct => (spendgate_wire::answer_usage(format, &body), None),
+        _ => {
+            let answer: Option<Value> = serde_json::from_slice(&body).ok();
+            (answer.as_ref().and_then(|a| spendgate_wire::usage_in(format, a)), answer)
+        }
     };
-    let usage = answer.as_ref().and_then(|a| match target.openai() {
-        Some(ep) => openai::usage(ep, a),
-        None => anthropic::usage(a),
-    });
     let cost = match usage {
         Some(u) => settlement.settle(u, status.as_u16()),
         None => settlement.settle_estimated(TokenUsage::default(), body.len() as u64, status.as_u16()),
     };
-    put(&mut out, "x-spendgate-cost", cost);
+    put(&mut out, HeaderName::from_static("x-spendgate-cost"), cost);
     let body = match (route, &answer) {
         (Route::ChatToMessages, Some(a)) => Bytes::from(translate::chat_to_messages::response(a, &ctx).to_string()),
         (Route::MessagesToChat, Some(a)) => Bytes::from(translate::messages_to_chat::response(a, &ctx).to_string()),
         _ => body,
     };
-    Ok((status, out, body).into_response())
+    Ok(respond(status, out, Body::from(body)))
+}
+
+/// A response with these headers (no merging of header maps).
+fn respond(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 fn unreachable_provider(provider: &str, e: &UpstreamError) -> ApiError {
@@ -625,5 +732,5 @@ async fn read_all(resp: UpstreamResponse) -> Result<Bytes, hyper::Error> {
 async fn pass_back(resp: UpstreamResponse) -> Response {
     let (status, out) = (resp.status(), passed_back(&resp));
     let body = read_all(resp).await.unwrap_or_default();
-    (status, out, body).into_response()
+    respond(status, out, Body::from(body))
 }

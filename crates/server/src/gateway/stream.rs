@@ -45,43 +45,46 @@ impl MeteredStream {
         MeteredStream { upstream, parser: Parser::new(), usage, output, settlement, done: false }
     }
 
-    /// Watches one event and appends what the client gets of it to `out`.
-    fn handle(&mut self, event: &Event, out: &mut Vec<u8>) {
-        let Some(data) = event.data.as_deref() else {
-            // Comments and keep-alives: passed on; a translator writes its own events.
-            if let Output::PassThrough { .. } = self.output {
-                out.extend_from_slice(&event.raw);
-            }
-            return;
-        };
-        if data == "[DONE]" {
-            match &mut self.output {
-                Output::PassThrough { .. } => out.extend_from_slice(&event.raw),
-                Output::Translate(t) => t.done(out),
-            }
-            return;
-        }
-        let seen = self.usage.observe(event.event.as_deref(), data);
-        match &mut self.output {
+    /// Watches the complete events in the parser and returns what the client gets of
+    /// them: passed through, the events' own bytes (not copied unless one is left out);
+    /// translated, the translator's. `last`: the stream ended, take the unfinished tail.
+    fn forward(&mut self, last: bool) -> Bytes {
+        let (usage, output) = (&mut self.usage, &mut self.output);
+        match output {
             Output::PassThrough { strip_usage_chunk } => {
-                if !(*strip_usage_chunk && seen.usage_only) {
-                    out.extend_from_slice(&event.raw);
-                }
+                let strip = *strip_usage_chunk;
+                let mut pass = |e: &Event<'_>| match e.data.as_deref() {
+                    // Comments, keep-alives and the end marker: passed on.
+                    None | Some("[DONE]") => true,
+                    Some(data) => !(usage.observe(e.event.as_deref(), data).usage_only && strip),
+                };
+                if last { self.parser.finish(pass) } else { self.parser.take(&mut pass) }
             }
             Output::Translate(t) => {
-                if let Ok(json) = serde_json::from_str::<Value>(data) {
-                    t.event(event.event.as_deref(), &json, out);
+                let mut out = Vec::new();
+                let mut translate = |e: &Event<'_>| {
+                    match e.data.as_deref() {
+                        // A translator writes its own comments and keep-alives.
+                        None => {}
+                        Some("[DONE]") => t.done(&mut out),
+                        Some(data) => {
+                            usage.observe(e.event.as_deref(), data);
+                            if let Ok(json) = serde_json::from_str::<Value>(data) {
+                                t.event(e.event.as_deref(), &json, &mut out);
+                            }
+                        }
+                    }
+                    false
+                };
+                if last {
+                    self.parser.finish(&mut translate);
+                    t.finish(&mut out);
+                } else {
+                    self.parser.take(&mut translate);
                 }
+                Bytes::from(out)
             }
         }
-    }
-
-    fn forward(&mut self, events: Vec<Event>) -> Bytes {
-        let mut out = Vec::new();
-        for event in events {
-            self.handle(&event, &mut out);
-        }
-        Bytes::from(out)
     }
 
     fn finish(&mut self, status: u16) {
@@ -105,11 +108,8 @@ impl Stream for MeteredStream {
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
-                    let events = this.parser.push(&chunk);
-                    if events.is_empty() {
-                        continue;
-                    }
-                    let out = this.forward(events);
+                    this.parser.push(&chunk);
+                    let out = this.forward(false);
                     if out.is_empty() {
                         continue;
                     }
@@ -123,12 +123,7 @@ impl Stream for MeteredStream {
                     return Poll::Ready(Some(Err(std::io::Error::other("the provider's stream broke"))));
                 }
                 Poll::Ready(None) => {
-                    let tail = this.parser.finish().into_iter().collect();
-                    let mut out = this.forward(tail).to_vec();
-                    if let Output::Translate(t) = &mut this.output {
-                        t.finish(&mut out);
-                    }
-                    let out = Bytes::from(out);
+                    let out = this.forward(true);
                     this.finish(200);
                     return Poll::Ready((!out.is_empty()).then_some(Ok(out)));
                 }

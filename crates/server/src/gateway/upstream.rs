@@ -20,7 +20,10 @@ use std::time::Duration;
 
 /// Client headers passed upstream as they are: the ones that change what the provider
 /// does. Everything else (the client's key first of all) stays here.
-const FORWARDED_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta", "openai-beta"];
+const FORWARDED_HEADERS: [HeaderName; 3] =
+    [ANTHROPIC_VERSION, HeaderName::from_static("anthropic-beta"), HeaderName::from_static("openai-beta")];
+const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+const OPENAI_ORGANIZATION: HeaderName = HeaderName::from_static("openai-organization");
 /// The `anthropic-version` sent when the client gave none.
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -78,16 +81,16 @@ impl Upstream {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(USER_AGENT, HeaderValue::from_static(concat!("spendgate/", env!("CARGO_PKG_VERSION"))));
         for h in FORWARDED_HEADERS {
-            if let Some(v) = client_headers.get(*h) {
-                headers.insert(*h, v.clone());
+            if let Some(v) = client_headers.get(&h) {
+                headers.insert(h, v.clone());
             }
         }
-        if self.format == WireFormat::Anthropic && !client_headers.contains_key("anthropic-version") {
-            headers.insert("anthropic-version", HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION));
+        if self.format == WireFormat::Anthropic && !client_headers.contains_key(ANTHROPIC_VERSION) {
+            headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION));
         }
         headers.insert(name, value);
         if let Some(org) = &self.organization {
-            headers.insert("openai-organization", org.clone());
+            headers.insert(OPENAI_ORGANIZATION, org.clone());
         }
         let req = req.body(Full::new(body)).map_err(ApiError::internal)?;
         Ok(self.client.request(req).await)

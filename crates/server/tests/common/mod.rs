@@ -93,8 +93,7 @@ impl Gateway {
         let state = AppState::build(store, config, clock.clone()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let router = spendgate_server::router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(spendgate_server::serve::serve(state.clone(), listener, std::future::pending()));
         Gateway { url, state, mock, clock, wallet_key: secret.expose().to_string(), http: reqwest::Client::new(), dir }
     }
 

@@ -244,17 +244,17 @@ impl Store for PostgresStore {
         let epoch: String =
             sqlx::query("SELECT epoch FROM counter_epoch WHERE id = 1").fetch_one(&mut *tx).await?.try_get("epoch")?;
         let mut inserted = HashSet::new();
-        for (chunk, cached) in rows::chunks(records) {
+        for chunk in rows::chunks(records) {
             let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
             rows::push_records(&mut q, chunk);
             q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            for row in q.build().persistent(cached).fetch_all(&mut *tx).await? {
+            for row in q.build().fetch_all(&mut *tx).await? {
                 inserted.insert(row.try_get::<String, _>("id")?);
             }
         }
         let fresh: Vec<bool> = records.iter().map(|r| inserted.remove(&r.id)).collect();
         let new = records.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| r);
-        for (chunk, cached) in rows::chunks(&rows::daily_deltas(new)) {
+        for chunk in rows::chunks(&rows::daily_deltas(new)) {
             let mut q = QueryBuilder::new(
                 "INSERT INTO key_usage_daily (key_id, day, requests, spend_nanos, tokens, last_used_at) ",
             );
@@ -265,7 +265,7 @@ impl Store for PostgresStore {
                  tokens = key_usage_daily.tokens + excluded.tokens, \
                  last_used_at = GREATEST(key_usage_daily.last_used_at, excluded.last_used_at)",
             );
-            q.build().persistent(cached).execute(&mut *tx).await?;
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(Committed { fresh, epoch })

@@ -15,6 +15,11 @@ use std::time::Duration;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection kept for the request-record batches, so that its page cache and
+    /// prepared statements stay warm: a connection whose last view is older than the
+    /// latest commit must drop its cache, and a batch on any connection of the pool
+    /// would read its pages back from the file.
+    records: SqlitePool,
 }
 
 impl SqliteStore {
@@ -29,10 +34,18 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Statement journals and sorts in memory, not in temporary files.
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         migrate::run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let records = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool, records })
     }
 }
 
@@ -214,7 +227,7 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(Committed::default());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.records.begin().await?;
         // The batch's records, each once, that the store does not have yet. A fresh batch
         // never has stored ones, so the common case is one statement per 1,000 records;
         // only a retried batch pays for looking them up. (`RETURNING` would tell, but the
@@ -222,25 +235,25 @@ impl Store for SqliteStore {
         let mut seen = HashSet::new();
         let mut fresh: Vec<bool> = records.iter().map(|r| seen.insert(r.id.as_str())).collect();
         let mut stored = 0;
-        for (chunk, cached) in rows::chunks(records) {
+        for chunk in rows::chunks(records) {
             let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
             rows::push_records(&mut q, chunk);
             q.push(" ON CONFLICT (id) DO NOTHING");
-            stored += q.build().persistent(cached).execute(&mut *tx).await?.rows_affected();
+            stored += q.build().execute(&mut *tx).await?.rows_affected();
         }
         if stored != fresh.iter().filter(|f| **f).count() as u64 {
             // Some were there already: start over, asking which.
             tx.rollback().await?;
-            tx = self.pool.begin().await?;
+            tx = self.records.begin().await?;
             let mut known = HashSet::new();
-            for (chunk, cached) in rows::chunks(records) {
+            for chunk in rows::chunks(records) {
                 let mut q = QueryBuilder::new("SELECT id FROM request_records WHERE id IN (");
                 let mut ids = q.separated(", ");
                 for r in chunk {
                     ids.push_bind(r.id.as_str());
                 }
                 q.push(")");
-                for row in q.build().persistent(cached).fetch_all(&mut *tx).await? {
+                for row in q.build().fetch_all(&mut *tx).await? {
                     known.insert(row.try_get::<String, _>("id")?);
                 }
             }
@@ -249,14 +262,14 @@ impl Store for SqliteStore {
             }
             let new: Vec<RequestRecord> =
                 records.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| r.clone()).collect();
-            for (chunk, cached) in rows::chunks(&new) {
+            for chunk in rows::chunks(&new) {
                 let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
                 rows::push_records(&mut q, chunk);
-                q.build().persistent(cached).execute(&mut *tx).await?;
+                q.build().execute(&mut *tx).await?;
             }
         }
         let new = records.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| r);
-        for (chunk, cached) in rows::chunks(&rows::daily_deltas(new)) {
+        for chunk in rows::chunks(&rows::daily_deltas(new)) {
             let mut q = QueryBuilder::new(
                 "INSERT INTO key_usage_daily (key_id, day, requests, spend_nanos, tokens, last_used_at) ",
             );
@@ -266,7 +279,7 @@ impl Store for SqliteStore {
                  spend_nanos = spend_nanos + excluded.spend_nanos, tokens = tokens + excluded.tokens, \
                  last_used_at = MAX(last_used_at, excluded.last_used_at)",
             );
-            q.build().persistent(cached).execute(&mut *tx).await?;
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(Committed { fresh, epoch: String::new() })

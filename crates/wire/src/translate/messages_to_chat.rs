@@ -18,7 +18,8 @@
 
 use super::{Context, StreamTranslator, Translated, anthropic_error_type, error_message, sse_event, tool_id};
 use crate::RequestError;
-use crate::openai::{MAX_TOKENS_CEILING, positive, request_stream_usage};
+use crate::openai::request_stream_usage;
+use crate::request::{MAX_TOKENS_CEILING, positive_member as positive, stream_member};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
@@ -102,7 +103,7 @@ pub fn request(messages: &Value, openai_itself: bool) -> Result<Translated, Requ
             body.insert(field.into(), v.clone());
         }
     }
-    let stream = crate::openai::stream(obj)?;
+    let stream = stream_member(obj)?;
     if obj.get("stream").is_some_and(|v| !v.is_null()) {
         body.insert("stream".into(), json!(stream));
     }
@@ -700,12 +701,12 @@ fn stop_reason(finish: &Value) -> &'static str {
 /// OpenAI usage -> Anthropic usage. `prompt_tokens` includes the cached tokens, which
 /// Anthropic counts apart from `input_tokens`.
 fn usage(u: &Value) -> Value {
-    let cached = crate::uint(u, &["prompt_tokens_details", "cached_tokens"]);
+    let u = crate::usage::Reported::from_value(u).unwrap_or_default().tokens(crate::UsageFormat::Chat);
     json!({
-        "input_tokens": crate::uint(u, &["prompt_tokens"]).saturating_sub(cached),
+        "input_tokens": u.input,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": cached,
-        "output_tokens": crate::uint(u, &["completion_tokens"]),
+        "cache_read_input_tokens": u.cached_input,
+        "output_tokens": u.output,
     })
 }
 
@@ -1628,8 +1629,9 @@ mod tests {
     /// matches its data's `type`.
     fn events(text: &str) -> Vec<(String, Value)> {
         let mut parser = Parser::new();
-        let mut events = parser.push(text.as_bytes());
-        assert!(parser.finish().is_none(), "the stream ends on a complete event");
+        parser.push(text.as_bytes());
+        let mut events = parser.events();
+        assert!(parser.finish_event().is_none(), "the stream ends on a complete event");
         events
             .drain(..)
             .map(|e| {

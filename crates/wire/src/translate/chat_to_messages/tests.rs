@@ -174,7 +174,8 @@ fn translate(stream_text: &str, ctx: Context, chunk: usize) -> String {
     let mut parser = Parser::new();
     let mut out = Vec::new();
     for piece in stream_text.as_bytes().chunks(chunk.max(1)) {
-        for e in parser.push(piece) {
+        parser.push(piece);
+        for e in parser.events() {
             match e.data.as_deref() {
                 Some("[DONE]") => t.done(&mut out),
                 Some(d) => {

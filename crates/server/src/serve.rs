@@ -1,0 +1,98 @@
+//! The HTTP server: the accept loop and what every request goes through. Requests to
+//! the gateway's endpoints go straight to [`gateway::handle`]: the hot path pays for no
+//! router, extractors or middleware. Everything else (wallet API, dashboard, health)
+//! goes to the axum router. Each request gets one access-log line.
+//!
+//! HTTP/1.1 with keep-alive and HTTP/2 (prior knowledge) on the same port; `TCP_NODELAY`
+//! on every connection, so that streamed events leave as soon as they are written.
+
+use crate::gateway::{self, Endpoint};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::http::{Method, Request};
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tower_service::Service;
+
+struct App {
+    state: AppState,
+    router: axum::Router,
+}
+
+impl App {
+    async fn call(&self, req: Request<Incoming>) -> Response {
+        let start = Instant::now();
+        let method = req.method().clone();
+        let endpoint = if method == Method::POST { Endpoint::from_path(req.uri().path()) } else { None };
+        let (path, response) = match endpoint {
+            Some(endpoint) => (endpoint.path().into(), gateway::handle(&self.state, endpoint, req).await),
+            None => {
+                let path: Box<str> = req.uri().path().into();
+                let response = match self.router.clone().call(req.map(Body::new)).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                };
+                (path, response)
+            }
+        };
+        log(&method, &path, &response, start);
+        response
+    }
+}
+
+/// One log line per request: method, path (never the query or headers), status, time.
+fn log(method: &Method, path: &str, response: &Response, start: Instant) {
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        us = start.elapsed().as_micros() as u64,
+        "request"
+    );
+}
+
+/// Serves `state` on `listener` until `shutdown` completes; then stops accepting,
+/// lets the requests in flight finish (streams included) and returns.
+pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let app = Arc::new(App { router: crate::router(state.clone()), state });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.call(req).await) }
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
+        tokio::spawn(async move {
+            // A client that goes away mid-request is its own business.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}

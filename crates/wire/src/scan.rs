@@ -1,0 +1,186 @@
+//! Finding members of a JSON object in its bytes without parsing it: strings are
+//! skipped whole (with `memchr`), nesting is tracked, nothing is allocated. For the few
+//! members the gateway reads from answers and events that it passes on as they are
+//! (`usage`, `choices`); what is found is then parsed on its own. The text is not
+//! validated: a malformed document yields `None` or a member that fails to parse.
+
+/// The raw values of the top-level members named `keys` of the object in `json` (the
+/// last one of a name that occurs twice), or `None` when `json` is not an object.
+/// Member names are compared as written (an escaped name does not match).
+pub fn members<'a, const N: usize>(json: &'a [u8], keys: [&str; N]) -> Option<[Option<&'a [u8]>; N]> {
+    let mut found = [None; N];
+    let mut i = skip_ws(json, 0);
+    if json.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(json, i);
+        match json.get(i)? {
+            b'}' => return Some(found),
+            b',' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let name_end = string_end(json, i + 1)?;
+        let name = &json[i + 1..name_end];
+        i = skip_ws(json, name_end + 1);
+        if json.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(json, i + 1);
+        let end = value_end(json, start)?;
+        if let Some(k) = keys.iter().position(|k| k.as_bytes() == name) {
+            found[k] = Some(&json[start..end]);
+        }
+        i = end;
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+/// From just after an opening quote: the index of the closing quote. Most strings are
+/// short (keys, ids): a plain loop; a long one is searched with `memchr`.
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let short = b.len().min(i + 24);
+    while i < short {
+        match b[i] {
+            b'"' => return Some(i),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    loop {
+        let j = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[j] == b'"' {
+            return Some(j);
+        }
+        i = j + 2; // an escape: skip the escaped character
+    }
+}
+
+/// What a byte is to [`value_end`]: 1 a quote, 2 an opening bracket, 3 a closing one,
+/// 4 a delimiter that ends a scalar (`,` and white space), 0 anything else.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = 1;
+    t[b'{' as usize] = 2;
+    t[b'[' as usize] = 2;
+    t[b'}' as usize] = 3;
+    t[b']' as usize] = 3;
+    t[b',' as usize] = 4;
+    t[b' ' as usize] = 4;
+    t[b'\t' as usize] = 4;
+    t[b'\n' as usize] = 4;
+    t[b'\r' as usize] = 4;
+    t
+};
+
+/// The index just past the value that starts at `i`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match CLASS[usize::from(*b.get(i)?)] {
+        1 => Some(string_end(b, i + 1)? + 1),
+        2 => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match CLASS[usize::from(*b.get(j)?)] {
+                    1 => j = string_end(b, j + 1)?,
+                    2 => depth += 1,
+                    3 => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        // No value where one must be.
+        3 | 4 => None,
+        // A number, true, false or null: up to the next delimiter (or the end).
+        _ => {
+            let mut j = i + 1;
+            while j < b.len() && !matches!(CLASS[usize::from(b[j])], 3 | 4) {
+                j += 1;
+            }
+            Some(j)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn text(v: Option<&[u8]>) -> Option<&str> {
+        v.map(|b| std::str::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn finds_top_level_members_only() {
+        let doc =
+            br#" { "choices" : [{"usage": {"x": 1}, "s": "}]\"usage\""}], "n": -1.5e3 ,"usage":{"a":[1,{"b":"}"}]}} "#;
+        let [usage, choices, n, missing] = members(doc, ["usage", "choices", "n", "missing"]).unwrap();
+        assert_eq!(text(usage), Some(r#"{"a":[1,{"b":"}"}]}"#));
+        assert_eq!(text(choices), Some(r#"[{"usage": {"x": 1}, "s": "}]\"usage\""}]"#));
+        assert_eq!(text(n), Some("-1.5e3"));
+        assert_eq!(missing, None);
+        let [last] = members(br#"{"a":1,"a":true}"#, ["a"]).unwrap();
+        assert_eq!(text(last), Some("true"), "the last of two counts, as in a tree");
+        assert_eq!(members(b"{}", ["a"]), Some([None]));
+    }
+
+    #[test]
+    fn not_an_object_or_cut_short() {
+        for doc in [
+            &b"[1]"[..],
+            b"",
+            b"  ",
+            b"{",
+            br#"{"a""#,
+            br#"{"a":"x"#,
+            br#"{"a":[1,2"#,
+            b"{1:2}",
+            br#"{"a" 1}"#,
+            br#"{"a":}"#,
+            br#"{"a":,"b":1}"#,
+        ] {
+            assert_eq!(members(doc, ["a"]), None, "{:?}", std::str::from_utf8(doc));
+        }
+    }
+
+    proptest! {
+        /// On any object, each member found is the one a parser sees.
+        #[test]
+        fn agrees_with_a_parser(v in crate::bound::tests::json_value()) {
+            let Value::Object(obj) = &v else { return Ok(()) };
+            let doc = serde_json::to_vec(&v).unwrap();
+            // (Parsed back, a float may differ in its last bit: the tree of the bytes.)
+            let tree: Value = serde_json::from_slice(&doc).unwrap();
+            let keys: Vec<&String> = obj.keys().take(3).collect();
+            if keys.len() < 3 { return Ok(()) }
+            let found = members(&doc, [keys[0].as_str(), keys[1].as_str(), keys[2].as_str()]).unwrap();
+            for (k, raw) in keys.iter().zip(found) {
+                // (An escaped name is not matched: names with quotes or controls are skipped.)
+                if serde_json::to_string(k).unwrap().contains('\\') { continue }
+                let parsed: Value = serde_json::from_slice(raw.unwrap()).unwrap();
+                prop_assert_eq!(&parsed, &tree[k.as_str()]);
+            }
+            prop_assert!(members(&serde_json::to_vec(&json!([v])).unwrap(), ["a"]).is_none());
+        }
+    }
+}

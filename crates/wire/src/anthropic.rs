@@ -2,9 +2,10 @@
 
 use crate::scan;
 use crate::usage::{Reported, UsageFormat, usage_in};
-use crate::{Observed, StreamUsage, Tally};
+use crate::{Observed, StreamUsage, Tally, TextKeys};
 use serde_json::{Value, json};
 use spendgate_core::TokenUsage;
+use std::sync::LazyLock;
 
 pub fn set_max_tokens(body: &mut Value, tokens: u64) {
     if let Some(obj) = body.as_object_mut() {
@@ -29,9 +30,9 @@ pub struct MessagesStream {
 }
 
 impl StreamUsage for MessagesStream {
-    fn observe(&mut self, event: Option<&str>, data: &str) -> Observed {
+    fn observe(&mut self, event: Option<&str>, data: &[u8]) -> Observed {
         // Anthropic names every event; a stream without names says it in `type`.
-        let raw = data.as_bytes();
+        let raw = data;
         let kind = match event {
             Some(e) => e,
             None => {
@@ -46,7 +47,11 @@ impl StreamUsage for MessagesStream {
         };
         match kind {
             // Most events: their text counted by a scan, not parsed.
-            "content_block_delta" => self.tally.chars += crate::text_chars(data, &["text", "partial_json", "thinking"]),
+            "content_block_delta" => {
+                static TEXT: LazyLock<TextKeys> =
+                    LazyLock::new(|| TextKeys::new(&["text", "partial_json", "thinking"]));
+                self.tally.chars += TEXT.chars(data);
+            }
             "message_start" => {
                 let Some([message]) = scan::members(raw, ["message"]) else { return Observed::default() };
                 let usage = message.and_then(|m| scan::members(m, ["usage"])).and_then(|[u]| u);
@@ -94,16 +99,20 @@ mod tests {
             Some("message_start"),
             &json!({"type": "message_start", "message": {"usage": {"input_tokens": 10, "cache_read_input_tokens": 50,
                 "cache_creation_input_tokens": 5, "output_tokens": 1}}})
-            .to_string(),
+            .to_string()
+            .into_bytes(),
         );
         assert_eq!(s.reported(), None);
         assert_eq!(s.partial().input, 10);
-        s.observe(Some("content_block_delta"), &json!({"delta": {"type": "text_delta", "text": "Hi!"}}).to_string());
+        s.observe(
+            Some("content_block_delta"),
+            json!({"delta": {"type": "text_delta", "text": "Hi!"}}).to_string().as_bytes(),
+        );
         s.observe(
             Some("message_delta"),
-            &json!({"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}}).to_string(),
+            &json!({"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}}).to_string().into_bytes(),
         );
-        s.observe(Some("message_delta"), &json!({"usage": {"output_tokens": 9}}).to_string());
+        s.observe(Some("message_delta"), json!({"usage": {"output_tokens": 9}}).to_string().as_bytes());
         assert_eq!(s.reported(), Some(TokenUsage { input: 10, cached_input: 50, cache_write: 5, output: 9 }));
         assert_eq!(s.output_chars(), 3);
         assert_eq!(

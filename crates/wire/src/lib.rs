@@ -47,60 +47,70 @@ impl Tally {
     }
 }
 
-/// Characters of the JSON string values of `keys` anywhere in `json` (an escape counts
-/// as the one character it stands for), without parsing it: the streamed-text tally of
-/// every event, for the estimate of a stream that breaks. Strings are skipped whole, so
-/// a key's name inside another string never counts.
-pub fn text_chars(json: &str, keys: &[&str]) -> u64 {
-    let b = json.as_bytes();
-    let (mut total, mut i, mut wanted) = (0, 0, false);
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                let (end, chars) = scan_string(b, i + 1);
-                if wanted {
-                    total += chars;
-                    wanted = false;
-                } else {
-                    let mut k = end + 1;
-                    while k < b.len() && b[k].is_ascii_whitespace() {
-                        k += 1;
-                    }
-                    if k < b.len() && b[k] == b':' && keys.contains(&&json[i + 1..end]) {
-                        wanted = true;
-                        i = k + 1;
-                        continue;
-                    }
-                }
-                i = end + 1;
-            }
-            c if c.is_ascii_whitespace() => i += 1,
-            _ => {
-                // The value is not a string (null, a number, an object): not text.
-                wanted = false;
-                i += 1;
-            }
-        }
-    }
-    total
+/// The string members whose characters count as streamed text (`content`, ...): the
+/// tally every event of a stream adds to, for the estimate of a stream that breaks.
+pub struct TextKeys {
+    /// `"key"`, each with its searcher built once.
+    finders: Vec<memchr::memmem::Finder<'static>>,
 }
 
-/// From just after an opening quote: the index of the closing quote (or the end) and
-/// the characters in between.
-fn scan_string(b: &[u8], mut j: usize) -> (usize, u64) {
-    let mut chars = 0;
-    while j < b.len() && b[j] != b'"' {
-        if b[j] == b'\\' {
-            j += if b.get(j + 1) == Some(&b'u') { 6 } else { 2 };
-        } else {
-            j += 1;
-            while j < b.len() && (b[j] & 0xC0) == 0x80 {
-                j += 1;
+impl TextKeys {
+    pub fn new(keys: &[&str]) -> TextKeys {
+        let finders =
+            keys.iter().map(|k| memchr::memmem::Finder::new(format!("\"{k}\"").as_bytes()).into_owned()).collect();
+        TextKeys { finders }
+    }
+
+    /// Characters of the string values of these keys anywhere in `json` (an escape
+    /// counts as the one character it stands for), without parsing it: each `"key"` is
+    /// found by a vectorised search and counts when its opening quote is not escaped
+    /// and it is followed by `:` and a string. (In JSON, such a `"key"` can only be a
+    /// member's name: a quote inside a string is escaped.)
+    pub fn chars(&self, json: &[u8]) -> u64 {
+        let mut total = 0;
+        for finder in &self.finders {
+            for at in finder.find_iter(json) {
+                let escapes = json[..at].iter().rev().take_while(|&&c| c == b'\\').count();
+                if escapes % 2 == 1 {
+                    continue;
+                }
+                let mut i = at + finder.needle().len();
+                while json.get(i).is_some_and(u8::is_ascii_whitespace) {
+                    i += 1;
+                }
+                if json.get(i) != Some(&b':') {
+                    continue;
+                }
+                i += 1;
+                while json.get(i).is_some_and(u8::is_ascii_whitespace) {
+                    i += 1;
+                }
+                if json.get(i) == Some(&b'"') {
+                    let end = scan::string_end(json, i + 1).unwrap_or(json.len());
+                    total += chars(&json[i + 1..end]);
+                }
             }
         }
-        chars += 1;
+        total
     }
-    (j.min(b.len()), chars)
+}
+
+/// The characters of a JSON string's contents: the bytes that start a UTF-8 sequence,
+/// an escape (`\n`, `\u00e9`) counting as one.
+fn chars(s: &[u8]) -> u64 {
+    let mut n = s.iter().filter(|&&c| c & 0xC0 != 0x80).count();
+    let mut i = 0;
+    while let Some(at) = memchr::memchr(b'\\', &s[i..]) {
+        let escape = i + at;
+        let width = if s.get(escape + 1) == Some(&b'u') { 6 } else { 2 };
+        let width = width.min(s.len() - escape);
+        n = n.saturating_sub(width - 1);
+        i = escape + width;
+        if i >= s.len() {
+            break;
+        }
+    }
+    n as u64
 }
 
 /// What one event was, to the watcher.
@@ -115,7 +125,7 @@ pub struct Observed {
 /// for every event a stream passes.
 pub trait StreamUsage: Send {
     /// Looks at one event's data (and name, where the format has them).
-    fn observe(&mut self, event: Option<&str>, data: &str) -> Observed;
+    fn observe(&mut self, event: Option<&str>, data: &[u8]) -> Observed;
     fn tally(&self) -> &Tally;
     /// The provider's usage, once it has been reported in full.
     fn reported(&self) -> Option<TokenUsage> {
@@ -149,21 +159,23 @@ mod tests {
 
     #[test]
     fn text_chars_counts_only_the_named_string_values() {
-        let keys = ["content", "arguments"];
+        let keys = super::TextKeys::new(&["content", "arguments"]);
         let chunk = r#"{"choices":[{"delta":{"content":"héllo \"x\" \u00e9"},"finish_reason":null}],"usage":null}"#;
-        assert_eq!(super::text_chars(chunk, &keys), 11);
+        assert_eq!(keys.chars(chunk.as_bytes()), 11);
         // A key's name inside another string, and non-string values, do not count.
-        assert_eq!(super::text_chars(r#"{"content":null,"other":"\"content\":\"no\""}"#, &keys), 0);
-        assert_eq!(super::text_chars(r#"{"a": {"arguments" : "{\"q\":1}"}}"#, &keys), 7);
-        assert_eq!(super::text_chars(r#"{"content":"unterminated"#, &keys), 12);
-        assert_eq!(super::text_chars("", &keys), 0);
+        assert_eq!(keys.chars(br#"{"content":null,"other":"\"content\":\"no\""}"#), 0);
+        assert_eq!(keys.chars(br#"{"a": {"arguments" : "{\"q\":1}"}}"#), 7);
+        assert_eq!(keys.chars(br#"{"content":"unterminated"#), 12);
+        assert_eq!(keys.chars(br#"{"content": 1, "x": "y", "content":"ab\u00e9\"#), 4);
+        assert_eq!(keys.chars(b""), 0);
     }
 
     proptest::proptest! {
         /// Any input: no panic, and never more characters than the input has.
         #[test]
-        fn text_chars_never_panics(s in ".{0,200}") {
-            proptest::prop_assert!(super::text_chars(&s, &["content"]) <= s.chars().count() as u64);
+        fn text_chars_never_panics(s in "(\\\\|\"content\"|:|\"|.){0,40}") {
+            let keys = super::TextKeys::new(&["content"]);
+            proptest::prop_assert!(keys.chars(s.as_bytes()) <= s.chars().count() as u64);
         }
     }
 }

@@ -2,9 +2,10 @@
 //! how to lower its max tokens or ask for usage in its stream, and what it used.
 
 use crate::usage::{Reported, UsageFormat, is_empty_array, usage_in};
-use crate::{Observed, StreamUsage, Tally};
+use crate::{Observed, StreamUsage, Tally, TextKeys};
 use serde_json::{Value, json};
 use spendgate_core::TokenUsage;
+use std::sync::LazyLock;
 
 /// The OpenAI endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,15 +103,17 @@ pub fn usage(endpoint: Endpoint, answer: &Value) -> Option<TokenUsage> {
 pub struct ChatStream(Tally);
 
 impl StreamUsage for ChatStream {
-    fn observe(&mut self, _event: Option<&str>, data: &str) -> Observed {
+    fn observe(&mut self, _event: Option<&str>, data: &[u8]) -> Observed {
         // Every chunk: its text, counted by a scan. The one chunk with usage (`usage`
         // not null) is read whole.
-        self.0.chars += crate::text_chars(data, &["content", "refusal", "reasoning_content", "arguments", "name"]);
+        static TEXT: LazyLock<TextKeys> =
+            LazyLock::new(|| TextKeys::new(&["content", "refusal", "reasoning_content", "arguments", "name"]));
+        self.0.chars += TEXT.chars(data);
         // Most chunks have `"usage":null` or none: the quick look rules out those without.
-        if memchr::memmem::find(data.as_bytes(), b"\"usage\"").is_none() {
+        if !crate::scan::has_object_member(data, "usage") {
             return Observed::default();
         }
-        let Some([Some(usage), choices]) = crate::scan::members(data.as_bytes(), ["usage", "choices"]) else {
+        let Some([Some(usage), choices]) = crate::scan::members(data, ["usage", "choices"]) else {
             return Observed::default();
         };
         let Some(usage) = Reported::from_raw(usage) else { return Observed::default() };
@@ -129,8 +132,8 @@ impl StreamUsage for ChatStream {
 pub struct ResponsesStream(Tally);
 
 impl StreamUsage for ResponsesStream {
-    fn observe(&mut self, event: Option<&str>, data: &str) -> Observed {
-        let Ok(data) = serde_json::from_str::<Value>(data) else { return Observed::default() };
+    fn observe(&mut self, event: Option<&str>, data: &[u8]) -> Observed {
+        let Ok(data) = serde_json::from_slice::<Value>(data) else { return Observed::default() };
         let kind = event.or_else(|| data["type"].as_str()).unwrap_or("");
         match kind {
             "response.completed" | "response.incomplete" | "response.failed" => {
@@ -205,7 +208,7 @@ mod tests {
     #[test]
     fn chat_stream_usage_and_estimate() {
         let mut s = ChatStream::default();
-        let seen = |s: &mut ChatStream, v: Value| s.observe(None, &v.to_string());
+        let seen = |s: &mut ChatStream, v: Value| s.observe(None, v.to_string().as_bytes());
         seen(&mut s, json!({"choices": [{"delta": {"role": "assistant", "content": ""}}]}));
         seen(&mut s, json!({"choices": [{"delta": {"content": "Hello \"there\""}}], "usage": null}));
         seen(
@@ -223,7 +226,7 @@ mod tests {
             json!({"choices": [{"delta": {"content": "x"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}});
         assert_eq!(seen(&mut t, both), Observed { usage_only: false });
         assert!(t.reported().is_some());
-        assert_eq!(t.observe(None, "not json"), Observed::default());
+        assert_eq!(t.observe(None, b"not json"), Observed::default());
     }
 
     #[test]
@@ -231,13 +234,14 @@ mod tests {
         let mut s = ResponsesStream::default();
         s.observe(
             Some("response.output_text.delta"),
-            &json!({"type": "response.output_text.delta", "delta": "abcd"}).to_string(),
+            &json!({"type": "response.output_text.delta", "delta": "abcd"}).to_string().into_bytes(),
         );
         assert_eq!(s.output_chars(), 4);
         s.observe(
             Some("response.completed"),
             &json!({"type": "response.completed", "response": {"usage": {"input_tokens": 7, "output_tokens": 1}}})
-                .to_string(),
+                .to_string()
+                .into_bytes(),
         );
         assert_eq!(s.reported().unwrap().input, 7);
     }

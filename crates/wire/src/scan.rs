@@ -40,6 +40,25 @@ pub fn members<'a, const N: usize>(json: &'a [u8], keys: [&str; N]) -> Option<[O
     }
 }
 
+/// Whether `json` may have a member `key` whose value is an object: a quick look for
+/// `"key"` followed by `:` and `{` (no nesting is checked). False means it has none; true
+/// is for [`members`] to confirm.
+pub fn has_object_member(json: &[u8], key: &str) -> bool {
+    let mut rest = json;
+    while let Some(at) = memchr::memmem::find(rest, key.as_bytes()) {
+        let before = at.checked_sub(1).map(|i| rest[i]);
+        let after = at + key.len();
+        if before == Some(b'"') && rest.get(after) == Some(&b'"') {
+            let colon = skip_ws(rest, after + 1);
+            if rest.get(colon) == Some(&b':') && rest.get(skip_ws(rest, colon + 1)) == Some(&b'{') {
+                return true;
+            }
+        }
+        rest = &rest[at + key.len()..];
+    }
+    false
+}
+
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while b.get(i).is_some_and(u8::is_ascii_whitespace) {
         i += 1;
@@ -47,23 +66,33 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// From just after an opening quote: the index of the closing quote. Most strings are
-/// short (keys, ids): a plain loop; a long one is searched with `memchr`.
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
-    let short = b.len().min(i + 24);
-    while i < short {
-        match b[i] {
-            b'"' => return Some(i),
-            b'\\' => i += 2,
-            _ => i += 1,
-        }
+/// From just after an opening quote: the index of the closing quote. Eight bytes at a
+/// time (a word's bytes compared at once, no call per string: most are short).
+pub(crate) fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// The high bit of each byte of `w` that equals `byte` (the lowest set bit is exact).
+    fn equal(w: u64, byte: u8) -> u64 {
+        let x = w ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
     }
     loop {
-        let j = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-        if b[j] == b'"' {
-            return Some(j);
+        while let Some(word) = b.get(i..i + 8) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            let w = u64::from_le_bytes(bytes);
+            let hits = equal(w, b'"') | equal(w, b'\\');
+            if hits != 0 {
+                i += (hits.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
         }
-        i = j + 2; // an escape: skip the escaped character
+        match *b.get(i)? {
+            b'"' => return Some(i),
+            b'\\' => i += 2, // an escape: skip the escaped character
+            _ => i += 1,
+        }
     }
 }
 
@@ -142,6 +171,15 @@ mod tests {
         let [last] = members(br#"{"a":1,"a":true}"#, ["a"]).unwrap();
         assert_eq!(text(last), Some("true"), "the last of two counts, as in a tree");
         assert_eq!(members(b"{}", ["a"]), Some([None]));
+    }
+
+    #[test]
+    fn a_quick_look_for_object_members() {
+        assert!(has_object_member(br#"{"choices":[],"usage" : {"prompt_tokens":1}}"#, "usage"));
+        assert!(!has_object_member(br#"{"choices":[],"usage":null}"#, "usage"));
+        assert!(!has_object_member(br#"{"x":"usage","y":{}}"#, "usage"));
+        assert!(!has_object_member(br#"{"my_usage":{}}"#, "usage"));
+        assert!(has_object_member(br#"{"a":"usage","usage":{}}"#, "usage"));
     }
 
     #[test]

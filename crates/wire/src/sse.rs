@@ -16,9 +16,9 @@ pub struct Event<'a> {
     /// The `event:` field, if any.
     pub event: Option<Cow<'a, str>>,
     /// The `data:` lines joined with `\n` (borrowed when there is one, as there always is
-    /// from OpenAI and Anthropic); `None` for an event with no data (a comment or a
-    /// keep-alive).
-    pub data: Option<Cow<'a, str>>,
+    /// from OpenAI and Anthropic), as bytes: a JSON reader checks the text itself; `None`
+    /// for an event with no data (a comment or a keep-alive).
+    pub data: Option<Cow<'a, [u8]>>,
 }
 
 #[derive(Debug, Default)]
@@ -117,15 +117,15 @@ impl Parser {
     }
 }
 
-fn text(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
-}
-
 /// An event's fields, borrowed from its bytes.
 fn parse(raw: &[u8]) -> Event<'_> {
     let mut event = None;
-    let mut data: Option<Cow<str>> = None;
-    for line in raw.split(|&c| c == b'\n' || c == b'\r') {
+    let mut data: Option<Cow<[u8]>> = None;
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let end = memchr::memchr2(b'\n', b'\r', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = &rest[(end + 1).min(rest.len())..];
         if line.is_empty() || line[0] == b':' {
             continue;
         }
@@ -137,14 +137,14 @@ fn parse(raw: &[u8]) -> Event<'_> {
             None => (line, &b""[..]),
         };
         match field {
-            b"event" => event = Some(text(value)),
+            b"event" => event = Some(String::from_utf8_lossy(value)),
             b"data" => match &mut data {
                 Some(d) => {
                     let d = d.to_mut();
-                    d.push('\n');
-                    d.push_str(&text(value));
+                    d.push(b'\n');
+                    d.extend_from_slice(value);
                 }
-                None => data = Some(text(value)),
+                None => data = Some(Cow::Borrowed(value)),
             },
             _ => {}
         }
@@ -165,7 +165,7 @@ impl From<&Event<'_>> for OwnedEvent {
         OwnedEvent {
             raw: e.raw.to_vec(),
             event: e.event.as_deref().map(str::to_string),
-            data: e.data.as_deref().map(str::to_string),
+            data: e.data.as_deref().map(|d| String::from_utf8_lossy(d).into_owned()),
         }
     }
 }
@@ -259,6 +259,12 @@ mod tests {
         p.push(b"event: a\xffb\ndata: x\xfey\n\n");
         let e = &p.events()[0];
         assert_eq!((e.event.as_deref(), e.data.as_deref()), (Some("a\u{fffd}b"), Some("x\u{fffd}y")));
+        let mut p = Parser::new();
+        p.push(b"data: x\xfey\n\n");
+        p.take(|e| {
+            assert_eq!(e.data.as_deref(), Some(&b"x\xfey"[..]), "data stays bytes");
+            true
+        });
     }
 
     proptest! {

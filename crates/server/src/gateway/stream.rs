@@ -55,7 +55,7 @@ impl MeteredStream {
                 let strip = *strip_usage_chunk;
                 let mut pass = |e: &Event<'_>| match e.data.as_deref() {
                     // Comments, keep-alives and the end marker: passed on.
-                    None | Some("[DONE]") => true,
+                    None | Some(b"[DONE]") => true,
                     Some(data) => !(usage.observe(e.event.as_deref(), data).usage_only && strip),
                 };
                 if last { self.parser.finish(pass) } else { self.parser.take(&mut pass) }
@@ -66,10 +66,10 @@ impl MeteredStream {
                     match e.data.as_deref() {
                         // A translator writes its own comments and keep-alives.
                         None => {}
-                        Some("[DONE]") => t.done(&mut out),
+                        Some(b"[DONE]") => t.done(&mut out),
                         Some(data) => {
                             usage.observe(e.event.as_deref(), data);
-                            if let Ok(json) = serde_json::from_str::<Value>(data) {
+                            if let Ok(json) = serde_json::from_slice::<Value>(data) {
                                 t.event(e.event.as_deref(), &json, &mut out);
                             }
                         }

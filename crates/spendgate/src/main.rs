@@ -1,6 +1,7 @@
 //! The `spendgate` binary: `serve` runs the gateway, `wallets` bootstraps wallets on
 //! the store directly, `keys` manages spend keys through the wallet API.
-#![forbid(unsafe_code)]
+// One unsafe call: the allocator's options (`allocator.rs`).
+#![deny(unsafe_code)]
 
 /// `println!` that ignores a closed stdout (`spendgate keys list | head`) instead of
 /// panicking on the broken pipe.
@@ -11,6 +12,7 @@ macro_rules! say {
     }};
 }
 
+mod allocator;
 mod keys;
 mod logging;
 mod serve;
@@ -19,10 +21,6 @@ mod wallets;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: the gateway allocates per request (headers, JSON, records); glibc's
-/// allocator was a tenth of its CPU under load (bench/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -51,6 +49,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::tune();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -391,31 +391,65 @@ http {{
         )
 
     def many_keys(self, canned):
-        """Start-up, memory per key and admission cost with 10k and 1M keys in the store."""
+        """Start-up, memory per key and admission cost with 10k and 1M keys in the store.
+
+        Keys are read from the store on first use: start-up reads none. So, per count:
+        start-up and RSS; the steady admission cost (one key, in memory); then a run in
+        which every request uses a key not used before (a store read each), after which
+        RSS gives the memory per key in memory; then the steady cost again, with all
+        those keys in memory."""
         upstream = self.start_upstream(canned)
         base = f"http://127.0.0.1:{UPSTREAM_PORT}/json"
-        results = {}
+        body, lines = chat("gpt-4o-mini", False), []
         for count in self.args.key_counts:
             db = self.dir / f"keys-{count}.db"
             wallet = self.wallet(db)
             seed_keys(db, count)
             sg, startup = self.spendgate(f"spendgate-{count}-keys", db, f"{base}/v1", base)
+            time.sleep(0.5)
             rss = rss_mb(sg.pid)
             key = self.spend_key(wallet, "openai")
-            r = self.lane("keys", SPENDGATE_PORT, "/v1/chat/completions", chat("gpt-4o-mini", False), client_headers("openai", key), 32, [sg.pid])
-            results[count] = (startup, rss, r)
+            steady = self.lane("keys", SPENDGATE_PORT, "/v1/chat/completions", body, client_headers("openai", key), 32, [sg.pid])
+            touch = min(count, self.args.touched_keys)
+            before = rss_mb(sg.pid)
+            first = self.first_use(sg, touch, body)
+            time.sleep(0.5)
+            per_key = (rss_mb(sg.pid) - before) * 1024 * 1024 / first["keys"]
+            loaded = self.lane("keys", SPENDGATE_PORT, "/v1/chat/completions", body, client_headers("openai", key), 32, [sg.pid])
             self.stop(sg)
+            lines.append(
+                f"{count:,} keys in the store: start-up {startup * 1000:,.0f} ms, RSS {rss:.1f} MB; one key: "
+                f"{steady['rps']:,.0f} req/s at 32 connections, {steady['cpu_us']:.1f} µs CPU per request. "
+                f"{first['requests']:,} requests using {first['keys']:,} keys, each read from the store on first use: "
+                f"{first['rps']:,.0f} req/s, p50 {first['p50']:.3f} ms; then {per_key:.0f} bytes per key in memory, and with "
+                f"them all in memory "
+                f"{loaded['rps']:,.0f} req/s, {loaded['cpu_us']:.1f} µs CPU per request "
+                f"({loaded['cpu_us'] / steady['cpu_us']:.2f}x)"
+            )
         self.stop(upstream)
-        small, large = min(results), max(results)
-        per_key = (results[large][1] - results[small][1]) * 1024 * 1024 / (large - small)
-        lines = [
-            f"{count:,} keys: start-up {s * 1000:,.0f} ms, RSS {rss:.1f} MB, {r['rps']:,.0f} req/s at 32 connections, "
-            f"{r['cpu_us']:.1f} µs CPU per request"
-            for count, (s, rss, r) in sorted(results.items())
-        ]
-        lines.append(f"memory per key: {per_key:.0f} bytes; CPU per request with {large:,} keys vs {small:,}: "
-                     f"{results[large][2]['cpu_us'] / results[small][2]['cpu_us']:.2f}x")
         self.notes.extend(lines)
+
+    def first_use(self, sg, count, body):
+        """3 s at 32 connections, each request with the next of `count` seeded keys (each
+        used for the first time until all have been)."""
+        keys = self.dir / "keys.txt"
+        keys.write_text("\n".join(seed_secret(i) for i in range(count)) + "\n")
+        script = self.dir / "first-use.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {json.dumps(json.dumps(body))}\n"
+            'wrk.headers["content-type"] = "application/json"\n'
+            f'local keys, i, n = {{}}, 0, 0\nfor line in io.lines("{keys}") do n = n + 1; keys[n] = line end\n'
+            "request = function()\n  i = i % n + 1\n"
+            '  return wrk.format(nil, nil, {["authorization"] = "Bearer " .. keys[i]})\nend\n'
+        )
+        url = f"http://127.0.0.1:{SPENDGATE_PORT}/v1/chat/completions"
+        out = run(pinned(LOAD_CORE, ["wrk", "-t1", "-c32", "-d3s", "--latency", "-s", str(script), url])).stdout
+        r = parse_wrk(out)
+        if r["non2xx"]:
+            raise RuntimeError(f"first use: {r['non2xx']} answers were not 2xx")
+        r["keys"] = min(count, r["requests"])
+        return r
 
     def cleanup(self):
         for p in list(self.procs):
@@ -490,14 +524,22 @@ async def open_streams(port, key, count, sample):
     return rss
 
 
+def seed_secret(i):
+    """The secret of the `i`th seeded key (so the benchmark can use them)."""
+    return f"lava_sk_seed{i:024d}"
+
+
 def seed_keys(db, count):
     """`count` spend keys written straight into the store's schema (the bench's fast path)."""
+    import hashlib
+
     con = sqlite3.connect(db)
     wallet = con.execute("SELECT id FROM wallets LIMIT 1").fetchone()[0]
     now = int(time.time() * 1000)
     rows = (
         (f"key_seed{i:08d}", wallet, f"seeded {i}", "active", "openai", None, None, 50_000_000_000, "monthly",
-         None, None, None, None, None, os.urandom(32), "lava_sk_seed****", now, now, None, 1)
+         None, None, None, None, None, hashlib.sha256(seed_secret(i).encode()).digest(), "lava_sk_seed****",
+         now, now, None, 1)
         for i in range(count)
     )
     con.executemany(
@@ -544,6 +586,7 @@ def main():
     args.ttft_samples = 10 if args.quick else 50
     args.streams = 200 if args.quick else 2000
     args.key_counts = [10_000, 100_000] if args.quick else [10_000, 1_000_000]
+    args.touched_keys = 10_000 if args.quick else 100_000
     if os.cpu_count() < 2:
         sys.exit("the benchmark needs 2 cores (load generator and upstream on one, the proxy on the other)")
 

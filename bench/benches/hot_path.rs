@@ -44,7 +44,7 @@ fn lookup(c: &mut Criterion) {
     for n in [10_000u64, 100_000, 1_000_000] {
         let keys = Keys::default();
         for i in 0..n {
-            keys.upsert(key(i));
+            keys.put_new(key(i));
         }
         let wanted: Vec<KeyHash> = (0..1024).map(|i| key(i * (n / 1024)).key_hash).collect();
         let mut i = 0;

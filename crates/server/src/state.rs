@@ -50,11 +50,10 @@ pub enum StartError {
 }
 
 impl AppState {
-    /// Loads every spend key and its recent usage into memory, joins the cluster's
-    /// shared counters if configured, and starts the request record writer (on the
-    /// current Tokio runtime).
+    /// Joins the cluster's shared counters if configured and starts the request record
+    /// writer (on the current Tokio runtime). Spend keys are read as they are used.
     pub async fn build(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
-        let keys = Arc::new(Keys::load(&*store, clock.now()).await?);
+        let keys = Arc::new(Keys::default());
         let upstreams = Upstreams::new(&config.catalog);
         let shared = match &config.shared {
             Some(c) => Some(Shared::start(c, store.clone(), keys.clone(), clock.clone()).await?),

@@ -117,10 +117,11 @@ async fn redis_scripts_decide_as_the_meter_does() {
             Some(RateLimit { rpm: 600, burst: Some(3) }),
         ),
     ];
+    let memory = Arc::new(Keys::default());
     for k in &keys {
         store.insert_spend_key(k).await.unwrap();
+        memory.put_new(k.clone());
     }
-    let memory = Arc::new(Keys::load(&*store, start).await.unwrap());
     let config = SharedConfig { url: format!("{redis_url}/15"), namespace: namespace.clone(), fail_open: false };
     let shared = Shared::start(&config, store.clone(), memory.clone(), Arc::new(Fixed(start))).await.unwrap();
     let epoch: String =

@@ -74,7 +74,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let state = AppState::build(store, config, Arc::new(SystemClock)).await?;
     tracing::info!(
-        spend_keys = state.keys.len(),
         providers = ?state.upstreams.configured(),
         reservation = ?state.config.reservation,
         cluster = state.config.shared.is_some(),

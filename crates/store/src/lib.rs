@@ -81,6 +81,13 @@ pub struct UsageDay {
     pub requests: u64,
 }
 
+/// A key's recent days and lifetime totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyHistory {
+    pub days: Vec<UsageDay>,
+    pub total: Option<UsageTotal>,
+}
+
 /// A key's usage over its whole life.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageTotal {
@@ -158,18 +165,16 @@ pub trait Store: Send + Sync + 'static {
     /// false otherwise (a concurrent change won: re-read and try again).
     async fn update_spend_key(&self, key: &SpendKey, expected_version: i64) -> Result<bool, StoreError>;
 
-    /// Every spend key, revoked ones included (the gateway's in-memory map).
-    async fn all_spend_keys(&self) -> Result<Vec<SpendKey>, StoreError>;
     /// A spend key by id, whatever its wallet, revoked or not (a gateway refreshing its
     /// copy after another instance changed the key).
     async fn spend_key_by_id(&self, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError>;
     /// A spend key by the hash of its secret, revoked or not (a gateway meeting a key
     /// that another instance created).
     async fn spend_key_by_hash(&self, hash: &KeyHash) -> Result<Option<SpendKey>, StoreError>;
-    /// Per key and day, usage on `since_day` (days since the epoch) and after.
-    async fn usage_days(&self, since_day: i64) -> Result<Vec<UsageDay>, StoreError>;
-    /// Per key, lifetime totals.
-    async fn usage_totals(&self) -> Result<Vec<UsageTotal>, StoreError>;
+    /// One key's usage: per day on `since_day` (days since the epoch) and after, and its
+    /// lifetime totals (`None` if it was never used). What the gateway's meter for the
+    /// key starts from when it first meets the key.
+    async fn key_history(&self, key: &SpendKeyId, since_day: i64) -> Result<KeyHistory, StoreError>;
 
     /// Appends request records and their daily aggregates in one transaction. A record
     /// whose id is already stored is skipped (a retried batch counts once).

@@ -181,23 +181,23 @@ async fn suite(store: Arc<dyn Store>) {
     assert_eq!(usage.total_requests, 3);
     assert_eq!(usage.current_requests, 1);
     assert_eq!(usage.last_used_at, Some(t("2026-11-23T09:00:00Z")));
-    // The gateway's start-up view: every key (revoked too), recent days, totals.
-    let all = store.all_spend_keys().await.unwrap();
-    assert!(all.iter().any(|k| k.id == k1.id && k.revoked_at.is_some()));
-    assert_eq!(all.iter().filter(|k| k.wallet_id == wa.id).count(), 7);
-    let days = store.usage_days(t("2026-11-01T00:00:00Z").unix_day()).await.unwrap();
-    let mut mine: Vec<_> = days.iter().filter(|d| d.key_id == bare.id).map(|d| (d.day, d.spend, d.requests)).collect();
-    mine.sort();
+    // What the gateway's meter starts from when it first meets the key: recent days
+    // (oldest first) and lifetime totals.
+    let history = store.key_history(&bare.id, t("2026-11-01T00:00:00Z").unix_day()).await.unwrap();
+    let mine: Vec<_> = history.days.iter().map(|d| (d.key_id.clone(), d.day, d.spend, d.requests)).collect();
     assert_eq!(
         mine,
         vec![
-            (t("2026-11-01T00:00:00Z").unix_day(), Usd::parse("0.25").unwrap(), 1),
-            (t("2026-11-23T00:00:00Z").unix_day(), Usd::parse("0.000125").unwrap(), 1)
+            (bare.id.clone(), t("2026-11-01T00:00:00Z").unix_day(), Usd::parse("0.25").unwrap(), 1),
+            (bare.id.clone(), t("2026-11-23T00:00:00Z").unix_day(), Usd::parse("0.000125").unwrap(), 1)
         ]
     );
-    let totals = store.usage_totals().await.unwrap();
-    let total = totals.iter().find(|u| u.key_id == bare.id).unwrap();
+    let total = history.total.unwrap();
     assert_eq!((total.spend, total.requests, total.last_used_at), (usage.total_spend, 3, usage.last_used_at));
+    let recent = store.key_history(&bare.id, t("2026-11-02T00:00:00Z").unix_day()).await.unwrap();
+    assert_eq!((recent.days.len(), recent.total.map(|t| t.requests)), (1, Some(3)), "totals are lifelong");
+    let unused = store.key_history(&k1.id, 0).await.unwrap();
+    assert_eq!(unused, spendgate_store::KeyHistory::default());
 
     let listed = store.list_requests(&wa.id, Some(&bare.id), None, 2).await.unwrap();
     assert_eq!(listed.len(), 2);
@@ -334,7 +334,7 @@ async fn counter_rebuilds_exclude_record_writers() {
     // ...and then commits in the new epoch.
     assert_eq!(writer.await.unwrap().unwrap().epoch, "epoch-2");
     assert_eq!(store.counter_epoch().await.unwrap(), "epoch-2");
-    assert_eq!(store.usage_totals().await.unwrap()[0].requests, 2);
+    assert_eq!(store.key_history(&key.id, 0).await.unwrap().total.unwrap().requests, 2);
 }
 
 #[tokio::test]

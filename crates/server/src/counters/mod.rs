@@ -110,7 +110,16 @@ fn admit_locally(
 pub async fn usage(state: &crate::state::AppState, keys: &[&SpendKey]) -> Vec<KeyUsage> {
     let now = state.now();
     match &state.counters {
-        Counters::Local => keys.iter().map(|k| state.keys.usage(k, now)).collect(),
+        Counters::Local => {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                out.push(state.keys.usage(&*state.store, k, now).await.unwrap_or_else(|e| {
+                    tracing::warn!(key = %k.id, error = %e, "usage figures unavailable");
+                    KeyUsage::default()
+                }));
+            }
+            out
+        }
         Counters::Shared(shared) => shared.usage(keys, now).await,
     }
 }

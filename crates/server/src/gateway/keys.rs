@@ -1,8 +1,11 @@
 //! The gateway's spend keys in memory: found by the hash of their secret, each with its
 //! rules and its [`Meter`] under one lock, so that admission sees a consistent key.
-//! Loaded from the store at start (with recent usage, so a restart neither forgets
-//! spend nor double-counts it) and updated by the wallet API right after each write,
-//! so a change is in force for the very next request.
+//!
+//! A key is read from the store the first time it is used (with its recent usage, so a
+//! restart neither forgets spend nor double-counts it) and kept: start-up reads no key,
+//! whatever their number, and memory holds the keys in use. The wallet API puts each
+//! key it writes, so a change is in force for the very next request. A secret the store
+//! does not know is remembered, so a wrong key costs one store read.
 
 use spendgate_core::meter::{DayUsage, HISTORY_DAYS, Meter};
 use spendgate_core::{KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp};
@@ -40,13 +43,23 @@ impl KeyEntry {
 /// Unknown secrets remembered at most (the set is emptied when full).
 const MISSES_KEPT: usize = 100_000;
 
+/// A key's meter as its stored usage leaves it.
+async fn meter(store: &dyn Store, id: &SpendKeyId, now: Timestamp) -> Result<Meter, StoreError> {
+    let history = store.key_history(id, now.unix_day() - HISTORY_DAYS + 1).await?;
+    let days = history.days.iter().map(|d| DayUsage { day: d.day, spend: d.spend, requests: d.requests }).collect();
+    Ok(match history.total {
+        Some(t) => Meter::from_history(days, t.spend, t.requests, t.last_used_at),
+        None => Meter::default(),
+    })
+}
+
 #[derive(Default)]
 pub struct Keys {
     by_hash: RwLock<HashMap<KeyHash, Arc<KeyEntry>>>,
     by_id: RwLock<HashMap<SpendKeyId, Arc<KeyEntry>>>,
-    /// Hashes that the store did not know either (cluster mode looks unknown secrets up
-    /// in the store). Safe to remember for good: a key's secret is fresh randomness, so
-    /// a hash presented before a key existed can never become that key's.
+    /// Hashes that the store did not know either. Safe to remember for good: a key's
+    /// secret is fresh randomness, so a hash presented before a key existed can never
+    /// become that key's.
     misses: Mutex<std::collections::HashSet<KeyHash>>,
 }
 
@@ -59,34 +72,45 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Keys {
-    /// Every key of the store, with usage of the last [`HISTORY_DAYS`] days and totals.
-    pub async fn load(store: &dyn Store, now: Timestamp) -> Result<Keys, StoreError> {
-        let keys = store.all_spend_keys().await?;
-        let mut days: HashMap<SpendKeyId, Vec<DayUsage>> = HashMap::new();
-        for d in store.usage_days(now.unix_day() - HISTORY_DAYS + 1).await? {
-            days.entry(d.key_id).or_default().push(DayUsage { day: d.day, spend: d.spend, requests: d.requests });
+    /// The key whose secret hashes to `hash`: in memory, else read from the store with
+    /// its usage of the last [`HISTORY_DAYS`] days and totals, else `None`.
+    pub async fn lookup(
+        &self,
+        store: &dyn Store,
+        hash: &KeyHash,
+        now: Timestamp,
+    ) -> Result<Option<Arc<KeyEntry>>, StoreError> {
+        if let Some(entry) = self.find(hash) {
+            return Ok(Some(entry));
         }
-        let mut totals: HashMap<SpendKeyId, _> =
-            store.usage_totals().await?.into_iter().map(|t| (t.key_id.clone(), t)).collect();
-        let map = Keys::default();
-        {
-            let (mut by_hash, mut by_id) = (write(&map.by_hash), write(&map.by_id));
-            for key in keys {
-                let meter = match totals.remove(&key.id) {
-                    Some(t) => Meter::from_history(
-                        days.remove(&key.id).unwrap_or_default(),
-                        t.spend,
-                        t.requests,
-                        t.last_used_at,
-                    ),
-                    None => Meter::default(),
-                };
-                let entry = KeyEntry::new(key.clone(), meter);
-                by_hash.insert(key.key_hash, entry.clone());
-                by_id.insert(key.id, entry);
-            }
+        if self.known_miss(hash) {
+            return Ok(None);
         }
-        Ok(map)
+        let Some(key) = store.spend_key_by_hash(hash).await? else {
+            self.remember_miss(*hash);
+            return Ok(None);
+        };
+        let meter = meter(store, &key.id, now).await?;
+        self.insert(key, meter);
+        Ok(self.find(hash))
+    }
+
+    /// Puts a key the wallet API just wrote: its rules replace an older copy in memory;
+    /// a key not in memory is read in with its usage, so that no load already under way
+    /// can put an older copy in its place afterwards.
+    pub async fn put(&self, store: &dyn Store, key: SpendKey, now: Timestamp) -> Result<(), StoreError> {
+        if self.by_id(&key.id).is_some() {
+            self.insert(key, Meter::default());
+            return Ok(());
+        }
+        let meter = meter(store, &key.id, now).await?;
+        self.insert(key, meter);
+        Ok(())
+    }
+
+    /// Puts a key just created (it has no usage yet).
+    pub fn put_new(&self, key: SpendKey) {
+        self.insert(key, Meter::default());
     }
 
     pub fn len(&self) -> usize {
@@ -98,11 +122,11 @@ impl Keys {
     }
 
     /// Whether the store was already asked for `hash` and did not have it.
-    pub fn known_miss(&self, hash: &KeyHash) -> bool {
+    fn known_miss(&self, hash: &KeyHash) -> bool {
         self.misses.lock().unwrap_or_else(|p| p.into_inner()).contains(hash)
     }
 
-    pub fn remember_miss(&self, hash: KeyHash) {
+    fn remember_miss(&self, hash: KeyHash) {
         let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
         if misses.len() >= MISSES_KEPT {
             misses.clear();
@@ -115,9 +139,10 @@ impl Keys {
         read(&self.by_hash).get(hash).cloned()
     }
 
-    /// Puts a key as just written to the store. An older version than the one held is
-    /// ignored (two wallet-API writes may finish in either order).
-    pub fn upsert(&self, key: SpendKey) {
+    /// A key with its meter, unless it is in memory already: then its rules replace the
+    /// copy held if they are newer (writes and loads may finish in either order) and the
+    /// meter held is kept.
+    fn insert(&self, key: SpendKey, meter: Meter) {
         let mut by_id = write(&self.by_id);
         let mut by_hash = write(&self.by_hash);
         match by_id.get(&key.id) {
@@ -133,27 +158,34 @@ impl Keys {
                 slot.key = Arc::new(key);
             }
             None => {
-                let entry = KeyEntry::new(key.clone(), Meter::default());
+                let entry = KeyEntry::new(key.clone(), meter);
                 by_hash.insert(key.key_hash, entry.clone());
                 by_id.insert(key.id, entry);
             }
         }
     }
 
-    /// Reloads a key from the store (another instance changed it, or created it).
+    /// Reloads a key in memory from the store (another instance changed it); a key not
+    /// in memory is read when it is next used.
     pub async fn reload(&self, store: &dyn Store, id: &SpendKeyId) -> Result<(), StoreError> {
+        if self.by_id(id).is_none() {
+            return Ok(());
+        }
         if let Some(key) = store.spend_key_by_id(id).await? {
-            self.upsert(key);
+            self.insert(key, Meter::default());
         }
         Ok(())
     }
 
-    /// The wallet API's usage figures for a key (settled requests, current cycles).
-    pub fn usage(&self, key: &SpendKey, now: Timestamp) -> KeyUsage {
-        match read(&self.by_id).get(&key.id) {
-            Some(entry) => entry.lock().meter.usage(key, now),
-            None => KeyUsage::default(),
+    /// The wallet API's usage figures for a key (settled requests, current cycles):
+    /// from its meter, or from the store for a key not in memory (this process has
+    /// served no request with it, so the store has all of its usage).
+    pub async fn usage(&self, store: &dyn Store, key: &SpendKey, now: Timestamp) -> Result<KeyUsage, StoreError> {
+        if let Some(entry) = self.by_id(&key.id) {
+            return Ok(entry.lock().meter.usage(key, now));
         }
+        let (spend, requests) = (key.spend_cycle().window(now).start, key.request_cycle().window(now).start);
+        store.key_usage(&key.id, spend, requests).await
     }
 
     /// What this instance holds for requests in flight, per key: (id, reserved, count).

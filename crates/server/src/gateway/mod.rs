@@ -12,7 +12,7 @@ pub mod stream;
 pub mod upstream;
 
 use crate::auth::presented_key;
-use crate::counters::{AdmitError, Admitted, Counters};
+use crate::counters::{AdmitError, Admitted};
 use crate::error::{ApiError, ErrorFormat, ErrorKind};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
@@ -168,18 +168,15 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<
         ));
     }
     let hash = secret.hash();
-    let mut found = state.keys.find(&hash);
-    if found.is_none()
-        && matches!(state.counters, Counters::Shared(_))
-        && secret.expose().starts_with(&state.config.spend_key_prefix)
-        && !state.keys.known_miss(&hash)
-    {
-        match state.store.spend_key_by_hash(&hash).await.map_err(ApiError::from)? {
-            Some(key) => state.keys.upsert(key),
-            None => state.keys.remember_miss(hash),
+    // In memory, else in the store (a key not used since start, or created through
+    // another instance); only secrets shaped like spend keys are looked up there.
+    let found = match state.keys.find(&hash) {
+        Some(entry) => Some(entry),
+        None if secret.expose().starts_with(&state.config.spend_key_prefix) => {
+            state.keys.lookup(&*state.store, &hash, state.now()).await.map_err(ApiError::from)?
         }
-        found = state.keys.find(&hash);
-    }
+        None => None,
+    };
     let Some(entry) = found else {
         let message = if secret.expose().starts_with(&state.config.wallet_key_prefix) {
             format!(

@@ -41,7 +41,7 @@ pub async fn create(state: &AppState, wallet: &WalletId, body: &Value) -> Result
     };
     key.apply(changes, now);
     state.store.insert_spend_key(&key).await?;
-    state.keys.upsert(key.clone());
+    state.keys.put_new(key.clone());
     state.counters.changed(&key).await;
     tracing::info!(wallet = %wallet, key = %key.id, "spend key created");
     Ok((key, secret))
@@ -108,6 +108,7 @@ async fn modify(
     id: &SpendKeyId,
     mut change: impl FnMut(&mut SpendKey),
 ) -> Result<SpendKey, ApiError> {
+    let now = state.now();
     let entry = state.keys.by_id(id);
     let _queued = match &entry {
         Some(e) => Some(e.edit.lock().await),
@@ -120,7 +121,7 @@ async fn modify(
         if state.store.update_spend_key(&key, version).await? {
             // In force for the very next request, on this instance and (cluster mode)
             // on every other.
-            state.keys.upsert(key.clone());
+            state.keys.put(&*state.store, key.clone(), now).await?;
             state.counters.changed(&key).await;
             return Ok(key);
         }

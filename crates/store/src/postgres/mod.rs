@@ -8,8 +8,8 @@ mod migrate;
 
 use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, bind_spend_key};
 use crate::{
-    Committed, CounterRebuild, DayTotal, Listed, ModelTotal, RequestRecord, Session, Store, StoreError, UsageDay,
-    UsageTotal,
+    Committed, CounterRebuild, DayTotal, KeyHistory, Listed, ModelTotal, RequestRecord, Session, Store, StoreError,
+    UsageDay, UsageTotal,
 };
 use async_trait::async_trait;
 use spendgate_core::{KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId};
@@ -207,12 +207,6 @@ impl Store for PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn all_spend_keys(&self) -> Result<Vec<SpendKey>, StoreError> {
-        let sql = format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys ORDER BY seq");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| rows::spend_key(r).map(|l| l.key)).collect()
-    }
-
     async fn spend_key_by_id(&self, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError> {
         let sql = format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE id = $1");
         let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&self.pool).await?;
@@ -226,12 +220,25 @@ impl Store for PostgresStore {
         Ok(key.filter(|k| k.key_hash.ct_eq(hash)))
     }
 
-    async fn usage_days(&self, since_day: i64) -> Result<Vec<UsageDay>, StoreError> {
-        usage_days(&self.pool, since_day).await
-    }
-
-    async fn usage_totals(&self) -> Result<Vec<UsageTotal>, StoreError> {
-        usage_totals(&self.pool).await
+    async fn key_history(&self, key: &SpendKeyId, since_day: i64) -> Result<KeyHistory, StoreError> {
+        let days = sqlx::query(
+            "SELECT key_id, day, spend_nanos, requests FROM key_usage_daily WHERE key_id = $1 AND day >= $2 ORDER BY day",
+        )
+        .bind(key.as_str())
+        .bind(since_day)
+        .fetch_all(&self.pool)
+        .await?;
+        let total = sqlx::query(
+            "SELECT key_id, SUM(spend_nanos)::BIGINT AS spend, SUM(requests)::BIGINT AS requests, \
+             MAX(last_used_at) AS last_used_at FROM key_usage_daily WHERE key_id = $1 GROUP BY key_id",
+        )
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(KeyHistory {
+            days: days.iter().map(rows::usage_day).collect::<Result<_, _>>()?,
+            total: total.as_ref().map(rows::usage_total).transpose()?,
+        })
     }
 
     async fn record_requests(&self, records: &[RequestRecord]) -> Result<Committed, StoreError> {

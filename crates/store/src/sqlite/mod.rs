@@ -4,7 +4,7 @@
 mod migrate;
 
 use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, bind_spend_key};
-use crate::{Committed, DayTotal, Listed, ModelTotal, RequestRecord, Session, Store, StoreError, UsageDay, UsageTotal};
+use crate::{Committed, DayTotal, KeyHistory, Listed, ModelTotal, RequestRecord, Session, Store, StoreError};
 use async_trait::async_trait;
 use spendgate_core::{KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -186,12 +186,6 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn all_spend_keys(&self) -> Result<Vec<SpendKey>, StoreError> {
-        let sql = format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys ORDER BY seq");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| rows::spend_key(r).map(|l| l.key)).collect()
-    }
-
     async fn spend_key_by_id(&self, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError> {
         let sql = format!("SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE id = ?");
         let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&self.pool).await?;
@@ -205,22 +199,25 @@ impl Store for SqliteStore {
         Ok(key.filter(|k| k.key_hash.ct_eq(hash)))
     }
 
-    async fn usage_days(&self, since_day: i64) -> Result<Vec<UsageDay>, StoreError> {
-        let rows = sqlx::query("SELECT key_id, day, spend_nanos, requests FROM key_usage_daily WHERE day >= ?")
-            .bind(since_day)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(rows::usage_day).collect()
-    }
-
-    async fn usage_totals(&self) -> Result<Vec<UsageTotal>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT key_id, SUM(spend_nanos) AS spend, SUM(requests) AS requests, MAX(last_used_at) AS last_used_at \
-             FROM key_usage_daily GROUP BY key_id",
+    async fn key_history(&self, key: &SpendKeyId, since_day: i64) -> Result<KeyHistory, StoreError> {
+        let days = sqlx::query(
+            "SELECT key_id, day, spend_nanos, requests FROM key_usage_daily WHERE key_id = ? AND day >= ? ORDER BY day",
         )
+        .bind(key.as_str())
+        .bind(since_day)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(rows::usage_total).collect()
+        let total = sqlx::query(
+            "SELECT key_id, SUM(spend_nanos) AS spend, SUM(requests) AS requests, MAX(last_used_at) AS last_used_at \
+             FROM key_usage_daily WHERE key_id = ? GROUP BY key_id",
+        )
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(KeyHistory {
+            days: days.iter().map(rows::usage_day).collect::<Result<_, _>>()?,
+            total: total.as_ref().map(rows::usage_total).transpose()?,
+        })
     }
 
     async fn record_requests(&self, records: &[RequestRecord]) -> Result<Committed, StoreError> {

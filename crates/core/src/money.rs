@@ -103,19 +103,43 @@ impl Usd {
 }
 
 /// Renders with at least two decimals and at most nine, without trailing zeros past
-/// the second: `50.00`, `0.000125`, `-1.50`.
+/// the second: `50.00`, `0.000125`, `-1.50`. (Digits written by hand: amounts are
+/// rendered into headers of every answer.)
 impl fmt::Display for Usd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
+        // Sign, up to 20 digits, the point and 9 decimals fit in 32 bytes.
+        let mut buf = [0u8; 32];
+        let mut at = buf.len();
         let abs = self.0.unsigned_abs();
-        let whole = abs / NANOS_PER_USD as u64;
+        let mut frac = abs % NANOS_PER_USD as u64;
         // Nine decimals less trailing zeros, but at least two ("0.50", "0.0194").
-        let (mut frac, mut width) = (abs % NANOS_PER_USD as u64, 9);
-        while width > 2 && frac % 10 == 0 {
+        let mut decimals = 9;
+        while decimals > 2 && frac % 10 == 0 {
             frac /= 10;
-            width -= 1;
+            decimals -= 1;
         }
-        write!(f, "{sign}{whole}.{frac:0width$}")
+        for _ in 0..decimals {
+            at -= 1;
+            buf[at] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        at -= 1;
+        buf[at] = b'.';
+        let mut whole = abs / NANOS_PER_USD as u64;
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (whole % 10) as u8;
+            whole /= 10;
+            if whole == 0 {
+                break;
+            }
+        }
+        if self.0 < 0 {
+            at -= 1;
+            buf[at] = b'-';
+        }
+        // Only ASCII digits, '.' and '-' were written.
+        f.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?)
     }
 }
 

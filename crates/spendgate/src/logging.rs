@@ -158,7 +158,13 @@ where
             (Level::DEBUG, false) => "DEBUG",
             (Level::TRACE, false) => "TRACE",
         };
-        write!(w, ".{millis:03}Z {level} {}:", meta.target())?;
+        let millis = [b'.', b'0' + (millis / 100) as u8, b'0' + (millis / 10 % 10) as u8, b'0' + (millis % 10) as u8];
+        w.write_str(std::str::from_utf8(&millis).map_err(|_| fmt::Error)?)?;
+        w.write_str("Z ")?;
+        w.write_str(level)?;
+        w.write_char(' ')?;
+        w.write_str(meta.target())?;
+        w.write_char(':')?;
         // The message first, then the fields in their order.
         let mut fields = Fields { w: &mut w, message: true, result: Ok(()) };
         event.record(&mut fields);
@@ -217,7 +223,10 @@ impl Fields<'_, '_> {
         self.result = if is_message {
             self.w.write_char(' ').and_then(|()| value(self.w))
         } else {
-            write!(self.w, " {}=", field.name()).and_then(|()| value(self.w))
+            (self.w.write_char(' '))
+                .and_then(|()| self.w.write_str(field.name()))
+                .and_then(|()| self.w.write_char('='))
+                .and_then(|()| value(self.w))
         };
     }
 }

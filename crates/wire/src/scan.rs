@@ -40,6 +40,100 @@ pub fn members<'a, const N: usize>(json: &'a [u8], keys: [&str; N]) -> Option<[O
     }
 }
 
+/// The raw value of the last top-level member `key` of the object in `json`, found by
+/// scanning backwards from the end (answers put `usage` last or nearly: the rest of the
+/// body is never read). The part before the member is not looked at.
+pub fn last_member<'a>(json: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let mut end = ws_back(json, json.len());
+    if end == 0 || json[end - 1] != b'}' {
+        return None;
+    }
+    end -= 1;
+    loop {
+        end = ws_back(json, end);
+        if end == 0 || json[end - 1] == b'{' {
+            return None; // the start of the object: no such member
+        }
+        let start = value_start(json, end)?;
+        let colon = ws_back(json, start);
+        if colon == 0 || json[colon - 1] != b':' {
+            return None;
+        }
+        let name_end = ws_back(json, colon - 1);
+        if name_end == 0 || json[name_end - 1] != b'"' {
+            return None;
+        }
+        let name_start = string_start(json, name_end - 1)?;
+        if &json[name_start + 1..name_end - 1] == key.as_bytes() {
+            return Some(&json[start..end]);
+        }
+        let before = ws_back(json, name_start);
+        match before.checked_sub(1).map(|i| json[i]) {
+            Some(b',') => end = before - 1,
+            _ => return None,
+        }
+    }
+}
+
+/// The index just past the last non-white-space byte before `end`.
+fn ws_back(b: &[u8], mut end: usize) -> usize {
+    while end > 0 && b[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    end
+}
+
+/// Whether the quote at `q` is escaped (an odd run of backslashes before it).
+fn escaped(b: &[u8], q: usize) -> bool {
+    b[..q].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1
+}
+
+/// The index of the opening quote of the string whose closing quote is at `close`.
+fn string_start(b: &[u8], close: usize) -> Option<usize> {
+    let mut i = close;
+    loop {
+        let q = memchr::memrchr(b'"', &b[..i])?;
+        if !escaped(b, q) {
+            return Some(q);
+        }
+        i = q;
+    }
+}
+
+/// The index where the value that ends just before `end` starts.
+fn value_start(b: &[u8], end: usize) -> Option<usize> {
+    let last = end - 1;
+    match CLASS[usize::from(b[last])] {
+        1 => string_start(b, last),
+        3 => {
+            let mut depth = 0usize;
+            let mut j = last;
+            loop {
+                match CLASS[usize::from(b[j])] {
+                    1 => j = string_start(b, j)?,
+                    3 => depth += 1,
+                    2 => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j);
+                        }
+                    }
+                    _ => {}
+                }
+                j = j.checked_sub(1)?;
+            }
+        }
+        // A number, true, false or null: back to the delimiter before it.
+        _ => {
+            let mut j = last;
+            while j > 0 && !matches!(b[j - 1], b':' | b',' | b'[' | b'{') && !b[j - 1].is_ascii_whitespace() {
+                j -= 1;
+            }
+            Some(j)
+        }
+    }
+}
+
 /// Whether `json` may have a member `key` whose value is an object: a quick look for
 /// `"key"` followed by `:` and `{` (no nesting is checked). False means it has none; true
 /// is for [`members`] to confirm.
@@ -201,7 +295,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_last_member_from_the_end() {
+        let doc = br#" { "usage" : 1, "choices" : [{"usage": {"x": 1}, "s": "}]\"usage\":{"}], "n": -1.5e3 ,"usage":{"a":[1,{"b":"}\\"}]}} "#;
+        assert_eq!(text(last_member(doc, "usage")), Some(r#"{"a":[1,{"b":"}\\"}]}"#));
+        assert_eq!(text(last_member(doc, "n")), Some("-1.5e3"));
+        assert_eq!(text(last_member(doc, "choices")), Some(r#"[{"usage": {"x": 1}, "s": "}]\"usage\":{"}]"#));
+        assert_eq!(last_member(doc, "missing"), None);
+        assert_eq!(last_member(b"{}", "a"), None);
+        assert_eq!(text(last_member(br#"{"a":true}"#, "a")), Some("true"));
+        for doc in [&b"[1]"[..], b"", b"}", br#"{"a" 1}"#, br#"{"a":}"#] {
+            assert_eq!(last_member(doc, "a"), None, "{:?}", std::str::from_utf8(doc));
+        }
+    }
+
     proptest! {
+        /// On any object, the member found from the end is the one found from the start.
+        #[test]
+        fn from_the_end_as_from_the_start(v in crate::bound::tests::json_value()) {
+            let Value::Object(obj) = &v else { return Ok(()) };
+            let doc = serde_json::to_vec(&v).unwrap();
+            for k in obj.keys().chain([&"absent".to_string()]) {
+                let [forward] = members(&doc, [k.as_str()]).unwrap();
+                prop_assert_eq!(last_member(&doc, k), forward, "{}", k);
+            }
+        }
+
         /// On any object, each member found is the one a parser sees.
         #[test]
         fn agrees_with_a_parser(v in crate::bound::tests::json_value()) {

@@ -126,11 +126,11 @@ impl Reported {
     }
 }
 
-/// The usage of a whole answer body: its `usage` member found by a scan and read on
-/// its own; `None` when the body is not an object or reports no usage object.
+/// The usage of a whole answer body: its `usage` member, found by a scan from the end
+/// (where answers put it), read on its own; `None` when the body is not an object or
+/// reports no usage object.
 pub fn answer_usage(format: UsageFormat, body: &[u8]) -> Option<TokenUsage> {
-    let [usage] = scan::members(body, ["usage"])?;
-    Reported::from_raw(usage?).map(|u| u.tokens(format))
+    Reported::from_raw(scan::last_member(body, "usage")?).map(|u| u.tokens(format))
 }
 
 /// The usage of an answer already parsed (its `usage` member), if it reports one.

@@ -520,9 +520,9 @@ where
         Route::ChatToMessages => Some(translate::chat_to_messages::request(tree(&mut json, &bytes)?, max_output)),
         Route::MessagesToChat => Some(translate::messages_to_chat::request(tree(&mut json, &bytes)?, openai_itself)),
     };
-    let translated = translated.transpose().map_err(|e| ApiError::invalid(e.param.clone(), e.to_string()))?;
-    if let Some(t) = &translated {
-        json = Some(t.body.clone());
+    let mut translated = translated.transpose().map_err(|e| ApiError::invalid(e.param.clone(), e.to_string()))?;
+    if let Some(t) = &mut translated {
+        json = Some(std::mem::take(&mut t.body));
     }
 
     let mut reloads = 0;
@@ -587,14 +587,14 @@ where
         if rename {
             json["model"] = Value::String(model.id.clone());
         }
-        Bytes::from(serde_json::to_vec(json).map_err(ApiError::internal)?)
+        json_bytes(json)?
     } else if strip_usage_chunk {
         match openai::with_stream_usage(&bytes) {
             Some(spliced) => Bytes::from(spliced),
             None => {
                 let json = tree(&mut json, &bytes)?;
                 openai::request_stream_usage(json);
-                Bytes::from(serde_json::to_vec(json).map_err(ApiError::internal)?)
+                json_bytes(json)?
             }
         }
     } else {
@@ -686,11 +686,15 @@ where
     };
     put(&mut out, HeaderName::from_static("x-spendgate-cost"), cost);
     let body = match (route, &answer) {
-        (Route::ChatToMessages, Some(a)) => Bytes::from(translate::chat_to_messages::response(a, &ctx).to_string()),
-        (Route::MessagesToChat, Some(a)) => Bytes::from(translate::messages_to_chat::response(a, &ctx).to_string()),
+        (Route::ChatToMessages, Some(a)) => json_bytes(&translate::chat_to_messages::response(a, &ctx))?,
+        (Route::MessagesToChat, Some(a)) => json_bytes(&translate::messages_to_chat::response(a, &ctx))?,
         _ => body,
     };
     Ok(respond(status, out, Body::from(body)))
+}
+
+fn json_bytes(v: &Value) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(v).map(Bytes::from).map_err(ApiError::internal)
 }
 
 /// A response with these headers (no merging of header maps).

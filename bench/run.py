@@ -295,8 +295,17 @@ http {{
                 up_fmt = "anthropic" if direct_path.endswith("/messages") else "openai"
                 for c in self.args.conns:
                     d = self.lane(f"{name} direct", UPSTREAM_PORT, direct_path, direct_body, client_headers(up_fmt, "x"), c, [])
-                    n = self.lane(f"{name} nginx", NGINX_PORT, direct_path, direct_body, client_headers(up_fmt, "x"), c, ref_pids)
-                    s = self.lane(f"{name} spendgate", SPENDGATE_PORT, path, body, client_headers(fmt, keys[fmt]), c, [sg.pid])
+                    # nginx and spendgate in turns, the median run of each: this machine's
+                    # speed drifts from minute to minute, so the two are measured together.
+                    runs = {"nginx": [], "spendgate": []}
+                    for _ in range(self.args.rounds):
+                        runs["nginx"].append(
+                            self.lane(f"{name} nginx", NGINX_PORT, direct_path, direct_body, client_headers(up_fmt, "x"), c, ref_pids)
+                        )
+                        runs["spendgate"].append(
+                            self.lane(f"{name} spendgate", SPENDGATE_PORT, path, body, client_headers(fmt, keys[fmt]), c, [sg.pid])
+                        )
+                    n, s = median_run(runs["nginx"]), median_run(runs["spendgate"])
                     results[(name, c)] = (d, n, s)
                     self.print_row(name, c, d, n, s)
             # Latency at half of spendgate's best throughput on this lane (paced load).
@@ -305,9 +314,11 @@ http {{
                 best = max(results[(name, c)][2]["rps"] for c in self.args.conns)
                 half = best / 2
                 p = self.wrk(f"http://127.0.0.1:{SPENDGATE_PORT}{path}", body, client_headers(fmt, keys[fmt]), 64, self.args.seconds, rate=half)
+                q = self.wrk(f"http://127.0.0.1:{NGINX_PORT}{LANES[0][5]}", body, client_headers("openai", "x"), 64, self.args.seconds, rate=half)
                 self.notes.append(
-                    f"openai chat at half of spendgate's best throughput ({half:,.0f} req/s asked, {p['rps']:,.0f} served, 64 connections): "
-                    f"p50 {p['p50']:.3f} ms, p99 {p['p99']:.3f} ms"
+                    f"openai chat at half of spendgate's best throughput ({half:,.0f} req/s asked, 64 connections): spendgate "
+                    f"{p['rps']:,.0f} served, p50 {p['p50']:.3f} ms, p99 {p['p99']:.3f} ms; nginx at the same rate "
+                    f"{q['rps']:,.0f} served, p50 {q['p50']:.3f} ms, p99 {q['p99']:.3f} ms"
                 )
             self.stop(sg)
         self.stop(reference)
@@ -458,6 +469,11 @@ http {{
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def median_run(runs):
+    """The run with the median requests/s."""
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
 def parse_wrk(out):
     def ms(text):
         m = re.match(r"([\d.]+)(us|ms|s)", text)
@@ -581,7 +597,8 @@ def main():
     ap.add_argument("--log-level", default="info", help="spendgate's SPENDGATE_LOG (default info: a line per request)")
     ap.add_argument("--only", choices=["throughput", "ttft", "memory", "keys"], help="only this part")
     args = ap.parse_args()
-    args.seconds = 2 if args.quick else 8
+    args.seconds = 2 if args.quick else 5
+    args.rounds = 1 if args.quick else 3
     args.conns = [1, 32] if args.quick else [1, 32, 128]
     args.ttft_samples = 10 if args.quick else 50
     args.streams = 200 if args.quick else 2000
@@ -608,7 +625,10 @@ def main():
     version = run([args.bin, "--version"]).stdout.strip()
     text = f"# spendgate benchmark\n\n{started}; {machine()}; {version}.\n\n"
     text += "Load generator (wrk) and canned upstream (nginx) on core 0, the proxy under test on core 1. "
-    text += f"{args.seconds} s per run after a 1 s warm-up. Latencies in ms as wrk measures them.\n\n"
+    text += (
+        f"{args.seconds} s per run after a 1 s warm-up; nginx and spendgate in {args.rounds} alternating rounds per row, "
+        "the median run of each shown. Latencies in ms as wrk measures them.\n\n"
+    )
     text += HEADER + "\n" + "\n".join(b.rows) + "\n\n" + "\n".join("- " + n for n in b.notes) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

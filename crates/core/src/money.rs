@@ -114,7 +114,7 @@ impl fmt::Display for Usd {
         let mut frac = abs % NANOS_PER_USD as u64;
         // Nine decimals less trailing zeros, but at least two ("0.50", "0.0194").
         let mut decimals = 9;
-        while decimals > 2 && frac % 10 == 0 {
+        while decimals > 2 && frac.is_multiple_of(10) {
             frac /= 10;
             decimals -= 1;
         }

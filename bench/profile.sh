@@ -54,7 +54,7 @@ wrk.body = [[$body]]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["$(echo "$auth" | cut -d: -f1)"] = "$(echo "$auth" | cut -d' ' -f2-)"
 EOF
-taskset -c 0 wrk -t1 -c32 -d"$((secs + 2))s" -s "$work/lane.lua" "http://127.0.0.1:19401$path" >"$work/wrk.txt" &
+taskset -c 0 wrk -t1 -c${CONNS:-32} -d"$((secs + 2))s" -s "$work/lane.lua" "http://127.0.0.1:19401$path" >"$work/wrk.txt" &
 sleep 1
 if [ -n "${STRACE:-}" ]; then
   # System calls instead of samples: how many writes, reads and wake-ups per request.

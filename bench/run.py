@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 LOAD_CORE, PROXY_CORE = "0", "1"
-UPSTREAM_PORT, NGINX_PORT, SPENDGATE_PORT, MOCK_PORT = 19200, 19300, 19400, 19500
+UPSTREAM_PORT, NGINX_PORT, SPENDGATE_PORT, MOCK_PORT, FLOOR_PORT = 19200, 19300, 19400, 19500, 19600
 TICK = os.sysconf("SC_CLK_TCK")
 PROMPT = "Say hello in a friendly way."
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -462,6 +462,36 @@ http {{
         r["keys"] = min(count, r["requests"])
         return r
 
+    def floor(self, canned):
+        """The floor: a bare hyper proxy (bench/examples/floor.rs), next to nginx and
+        spendgate on the openai chat lane, in alternating rounds."""
+        if not self.args.floor_bin:
+            return
+        upstream = self.start_upstream(canned)
+        reference = self.start_reference()
+        ref_pids = children(reference.pid) or [reference.pid]
+        base = f"http://127.0.0.1:{UPSTREAM_PORT}/json"
+        floor = self.start([self.args.floor_bin, f"127.0.0.1:{FLOOR_PORT}", base], "floor.log", core=PROXY_CORE)
+        wait_port(FLOOR_PORT)
+        db = self.dir / "floor.db"
+        wallet = self.wallet(db)
+        sg, _ = self.spendgate("spendgate-floor", db, f"{base}/v1", base)
+        key = self.spend_key(wallet, "openai")
+        name, path, body, _, _, direct_path = LANES[0]
+        for c in self.args.conns[1:]:
+            runs = {"nginx": [], "floor": [], "spendgate": []}
+            for _ in range(self.args.rounds):
+                runs["nginx"].append(self.lane("nginx", NGINX_PORT, direct_path, body, client_headers("openai", "x"), c, ref_pids))
+                runs["floor"].append(self.lane("floor", FLOOR_PORT, path, body, client_headers("openai", "x"), c, [floor.pid]))
+                runs["spendgate"].append(self.lane("spendgate", SPENDGATE_PORT, path, body, client_headers("openai", key), c, [sg.pid]))
+            n, f, s = (median_run(runs[k]) for k in ("nginx", "floor", "spendgate"))
+            self.notes.append(
+                f"{name}, {c} connections: nginx {n['rps']:,.0f} req/s, {n['cpu_us']:.1f} µs CPU per request; bare hyper proxy "
+                f"(the floor) {f['rps']:,.0f} req/s, {f['cpu_us']:.1f} µs; spendgate {s['rps']:,.0f} req/s, {s['cpu_us']:.1f} µs"
+            )
+        for p in (sg, floor, reference, upstream):
+            self.stop(p)
+
     def cleanup(self):
         for p in list(self.procs):
             self.stop(p)
@@ -590,12 +620,13 @@ HEADER = (
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
+    ap.add_argument("--floor-bin", help="the bare hyper proxy (bench/examples/floor.rs), measured as the floor")
     ap.add_argument("--quick", action="store_true", help="short runs, fewer lanes' extras (a smoke test)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.md"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     ap.add_argument("--lane", help="only the throughput lanes whose name contains this")
     ap.add_argument("--log-level", default="info", help="spendgate's SPENDGATE_LOG (default info: a line per request)")
-    ap.add_argument("--only", choices=["throughput", "ttft", "memory", "keys"], help="only this part")
+    ap.add_argument("--only", choices=["throughput", "floor", "ttft", "memory", "keys"], help="only this part")
     args = ap.parse_args()
     args.seconds = 2 if args.quick else 5
     args.rounds = 1 if args.quick else 3
@@ -613,7 +644,13 @@ def main():
     print(HEADER, flush=True)
     try:
         canned = b.record_canned()
-        parts = {"throughput": lambda: b.throughput(canned), "ttft": b.ttft, "memory": b.memory, "keys": lambda: b.many_keys(canned)}
+        parts = {
+            "throughput": lambda: b.throughput(canned),
+            "floor": lambda: b.floor(canned),
+            "ttft": b.ttft,
+            "memory": b.memory,
+            "keys": lambda: b.many_keys(canned),
+        }
         for name, part in parts.items():
             if args.only in (None, name):
                 part()

@@ -16,5 +16,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 cargo build --release --locked -p spendgate
+cargo build --release --locked -p spendgate-bench --example floor
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # 2,000 open streams need twice as many sockets
-exec python3 bench/run.py --bin "$PWD/target/release/spendgate" "$@"
+exec python3 bench/run.py --bin "$PWD/target/release/spendgate" --floor-bin "$PWD/target/release/examples/floor" "$@"

@@ -156,7 +156,7 @@ pub fn messages(mock: &Mock, body: &Value) -> Response {
     let (events, end) = script.play(directives.midstream_error.then_some(2), directives.break_after, |_| {
         sse::named("error", &anthropic_stream_error())
     });
-    sse::response(events, end, mock.chunk_delay(&directives))
+    mock.stream(events, end, &directives)
 }
 
 /// `content_block_start`, the deltas (text, thinking and argument deltas count as

@@ -82,6 +82,23 @@ struct Shared {
     config: MockConfig,
     recorded: Mutex<Vec<Recorded>>,
     next_id: AtomicU64,
+    /// What the next requests get instead of their answer, in order (`POST /_mock/faults`).
+    faults: Mutex<std::collections::VecDeque<Fault>>,
+    /// Streams dropped before their end: the client (a gateway) went away.
+    streams_cancelled: Arc<AtomicU64>,
+}
+
+/// A fault for one request: an error status (with an optional `retry-after-ms`), or a
+/// wait before the answer's first byte.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
 }
 
 /// The mock provider: configuration plus the recorded requests. Cloning is cheap and
@@ -93,7 +110,15 @@ pub struct Mock {
 
 impl Mock {
     pub fn new(config: MockConfig) -> Mock {
-        Mock { shared: Arc::new(Shared { config, recorded: Mutex::new(Vec::new()), next_id: AtomicU64::new(1) }) }
+        Mock {
+            shared: Arc::new(Shared {
+                config,
+                recorded: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(1),
+                faults: Mutex::default(),
+                streams_cancelled: Arc::default(),
+            }),
+        }
     }
 
     /// Every route: OpenAI under `/v1/...`, Anthropic `/v1/messages...`, control
@@ -107,6 +132,8 @@ impl Mock {
             .route("/v1/messages", post(messages))
             .route("/v1/messages/count_tokens", post(count_tokens))
             .route("/_mock/requests", get(list_recorded).delete(clear_recorded))
+            .route("/_mock/faults", post(push_faults))
+            .route("/_mock/stats", get(stats))
             .fallback(not_found)
             .with_state(self.clone())
     }
@@ -114,6 +141,28 @@ impl Mock {
     /// Every request received (control routes excepted), in arrival order.
     pub fn recorded(&self) -> Vec<Recorded> {
         self.lock_recorded().clone()
+    }
+
+    /// Queues faults: each of the next requests (to the model endpoints) takes one.
+    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.shared.faults).extend(faults);
+    }
+
+    /// Forgets the faults not yet used.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// Streams that were dropped before their end (their client went away).
+    pub fn streams_cancelled(&self) -> u64 {
+        self.shared.streams_cancelled.load(Ordering::Relaxed)
+    }
+
+    /// A streamed answer of `events`, ending as `end` (a stall when asked for), with
+    /// the request's delay between events.
+    pub(crate) fn stream(&self, events: Vec<Bytes>, end: sse::End, directives: &Directives) -> Response {
+        let end = if directives.stall && end == sse::End::Abort { sse::End::Stall } else { end };
+        sse::response(events, end, self.chunk_delay(directives), self.shared.streams_cancelled.clone())
     }
 
     /// Forgets the recorded requests.
@@ -142,9 +191,7 @@ impl Mock {
     }
 
     fn lock_recorded(&self) -> std::sync::MutexGuard<'_, Vec<Recorded>> {
-        // A panic while holding the lock cannot leave the Vec half-changed (push and
-        // clear are atomic from our side), so a poisoned lock is still usable.
-        self.shared.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.shared.recorded)
     }
 
     /// Reads the body (up to the limit), records the request, parses the JSON.
@@ -194,6 +241,18 @@ impl Mock {
     /// object, run the endpoint, wait the latency.
     async fn call(&self, provider: Provider, req: Request, endpoint: Endpoint) -> Response {
         let (parts, parsed) = self.intake(req).await;
+        let fault = lock(&self.shared.faults).pop_front().unwrap_or_default();
+        if let Some(ms) = fault.wait_ms {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if let Some(status) = fault.status {
+            let error = ApiError::new(status, format!("mock: fault injected (status {status})"));
+            let mut response = self.error(provider, &error);
+            if let Some(ms) = fault.retry_after_ms {
+                response.headers_mut().insert("retry-after-ms", HeaderValue::from(ms));
+            }
+            return self.answer(provider, response).await;
+        }
         let response = match (self.authenticate(provider, &parts.headers), parsed) {
             (Err(e), _) | (Ok(()), Err(e)) => self.error(provider, &e),
             (Ok(()), Ok(body)) if !body.is_object() => {
@@ -240,6 +299,12 @@ impl Mock {
             _ => Ok(()),
         }
     }
+}
+
+/// A lock whose data stays consistent whatever panicked while it was held (each use
+/// is one push, pop or clear), so a poisoned lock is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// An endpoint's logic: the parsed body in, the full answer out.
@@ -308,6 +373,15 @@ async fn models(State(mock): State<Mock>, req: Request) -> Response {
 
 async fn list_recorded(State(mock): State<Mock>) -> Json<Vec<Recorded>> {
     Json(mock.recorded())
+}
+
+async fn push_faults(State(mock): State<Mock>, Json(faults): Json<Vec<Fault>>) -> StatusCode {
+    mock.push_faults(faults);
+    StatusCode::NO_CONTENT
+}
+
+async fn stats(State(mock): State<Mock>) -> Json<Value> {
+    Json(serde_json::json!({ "streams_cancelled": mock.streams_cancelled() }))
 }
 
 async fn clear_recorded(State(mock): State<Mock>) -> StatusCode {

@@ -83,7 +83,7 @@ pub fn chat(mock: &Mock, body: &Value) -> Response {
         let (events, end) = script.play(directives.midstream_error.then_some(2), directives.break_after, |_| {
             sse::data(&openai_stream_error())
         });
-        sse::response(events, end, mock.chunk_delay(&directives))
+        mock.stream(events, end, &directives)
     } else {
         Json(completion(&head, &answer, usage)).into_response()
     }

@@ -58,7 +58,7 @@ pub fn create(mock: &Mock, body: &Value) -> Response {
                 )
             },
         );
-        sse::response(events, end, mock.chunk_delay(&directives))
+        mock.stream(events, end, &directives)
     } else {
         Json(done).into_response()
     }

@@ -8,6 +8,8 @@ use axum::body::{Body, Bytes};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// `event: NAME` + `data: JSON` (Anthropic, OpenAI Responses).
@@ -44,6 +46,8 @@ pub enum End {
     Close,
     /// The body fails: the connection is dropped without a proper end.
     Abort,
+    /// Nothing more is sent, and the body never ends (a provider that went quiet).
+    Stall,
 }
 
 /// The planned events of one streamed answer.
@@ -121,15 +125,25 @@ impl Script {
     }
 }
 
-/// A `text/event-stream` response playing `events`, `delay` apart, then ending as `end`.
-pub fn response(events: Vec<Bytes>, end: End, delay: Duration) -> Response {
+/// A `text/event-stream` response playing `events`, `delay` apart, then ending as `end`;
+/// `cancelled` counts the streams dropped before their end (the client went away).
+pub fn response(events: Vec<Bytes>, end: End, delay: Duration, cancelled: Arc<AtomicU64>) -> Response {
     struct Player {
         events: std::vec::IntoIter<Bytes>,
         first: bool,
         end: Option<End>,
         delay: Duration,
+        ended: bool,
+        cancelled: Arc<AtomicU64>,
     }
-    let player = Player { events: events.into_iter(), first: true, end: Some(end), delay };
+    impl Drop for Player {
+        fn drop(&mut self) {
+            if !self.ended {
+                self.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let player = Player { events: events.into_iter(), first: true, end: Some(end), delay, ended: false, cancelled };
     let stream = futures_util::stream::unfold(player, |mut p| async move {
         if let Some(event) = p.events.next() {
             if !p.first && !p.delay.is_zero() {
@@ -144,9 +158,18 @@ pub fn response(events: Vec<Bytes>, end: End, delay: Duration) -> Response {
                 // events before the break, then fail the body: hyper drops the
                 // connection without the chunked terminator.
                 tokio::time::sleep(Duration::from_millis(20)).await;
+                p.ended = true;
                 Some((Err(std::io::Error::other("mock provider: stream broken on purpose ([[mock:break]])")), p))
             }
-            Some(End::Close) | None => None,
+            Some(End::Stall) => {
+                std::future::pending::<()>().await;
+                None
+            }
+            Some(End::Close) | None => {
+                p.ended = true;
+                drop(p); // counted as complete
+                None
+            }
         }
     });
     ([(CONTENT_TYPE, "text/event-stream; charset=utf-8"), (CACHE_CONTROL, "no-cache")], Body::from_stream(stream))

@@ -92,6 +92,9 @@ pub struct Directives {
     pub midstream_error: bool,
     /// `break:K`: streaming only, abort the connection after K content chunks.
     pub break_after: Option<usize>,
+    /// `stall:K`: streaming only, after K content chunks nothing more comes and the
+    /// stream stays open.
+    pub stall: bool,
     /// `slow:MS`: delay between stream events for this request.
     pub slow_ms: Option<u64>,
     /// `thinking`: Anthropic, a `thinking` block before the text.
@@ -125,6 +128,11 @@ impl Directives {
                 }
                 ("midstream_error", _) => d.midstream_error = true,
                 ("break", Some(v)) => d.break_after = v.parse().ok().or(d.break_after),
+                ("stall", Some(v)) => {
+                    if let Ok(k) = v.parse() {
+                        (d.break_after, d.stall) = (Some(k), true);
+                    }
+                }
                 ("slow", Some(v)) => d.slow_ms = v.parse().ok().or(d.slow_ms),
                 ("thinking", _) => d.thinking = true,
                 _ => {}
@@ -293,10 +301,13 @@ mod tests {
                 error: Some(429),
                 midstream_error: true,
                 break_after: Some(3),
+                stall: false,
                 slow_ms: Some(20),
                 thinking: true,
             }
         );
+        let d = Directives::parse("[[mock:stall:2]]");
+        assert_eq!((d.break_after, d.stall), (Some(2), true));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! environment variables and command-line flags on top, validated once into [`Config`].
 
 use crate::counters::shared::SharedConfig;
+use crate::gateway::upstream::{Balance, UpstreamPolicy};
 use serde::Deserialize;
 use spendgate_core::catalog::{ModelEntry, ProviderEntry};
 use spendgate_core::meter::ReservationPolicy;
@@ -9,6 +10,7 @@ use spendgate_core::secret::{SPEND_KEY_PREFIX, WALLET_KEY_PREFIX};
 use spendgate_core::{ApiKey, Catalog};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -26,6 +28,8 @@ pub struct ConfigFile {
     pub keys: KeysSection,
     #[serde(default)]
     pub gateway: GatewaySection,
+    #[serde(default)]
+    pub upstream: UpstreamSection,
     /// Providers to add, or fields of built-in ones to override.
     #[serde(default)]
     pub provider: Vec<ProviderEntry>,
@@ -46,6 +50,60 @@ pub struct KeysSection {
 pub struct GatewaySection {
     /// `strict` (default: spend limits are hard caps) or `lenient`.
     pub reservation: Option<String>,
+}
+
+/// How the gateway treats the providers: timeouts, retries, failover, circuit breaker.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    pub connect_timeout_ms: Option<u64>,
+    pub first_byte_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub retries: Option<u32>,
+    pub retry_backoff_ms: Option<u64>,
+    /// `round_robin` (default) or `least_loaded`.
+    pub balance: Option<String>,
+    pub breaker_failures: Option<u32>,
+    pub breaker_cooldown_ms: Option<u64>,
+}
+
+impl UpstreamSection {
+    fn resolve(self) -> Result<UpstreamPolicy, ConfigError> {
+        let d = UpstreamPolicy::default();
+        let ms = |field: &'static str, v: Option<u64>, default: Duration| match v {
+            None => Ok(default),
+            Some(0) => Err(ConfigError::Upstream { field, reason: "must be at least 1 (milliseconds)".into() }),
+            Some(v) => Ok(Duration::from_millis(v)),
+        };
+        let balance = match self.balance.as_deref() {
+            None | Some("round_robin") => Balance::RoundRobin,
+            Some("least_loaded") => Balance::LeastLoaded,
+            Some(other) => {
+                return Err(ConfigError::Upstream {
+                    field: "balance",
+                    reason: format!("{other:?} must be \"round_robin\" or \"least_loaded\""),
+                });
+            }
+        };
+        let retries = self.retries.unwrap_or(d.retries);
+        if retries > 10 {
+            return Err(ConfigError::Upstream { field: "retries", reason: format!("{retries} is more than 10") });
+        }
+        let breaker_failures = self.breaker_failures.unwrap_or(d.breaker_failures);
+        if breaker_failures == 0 {
+            return Err(ConfigError::Upstream { field: "breaker_failures", reason: "must be at least 1".into() });
+        }
+        Ok(UpstreamPolicy {
+            connect_timeout: ms("connect_timeout_ms", self.connect_timeout_ms, d.connect_timeout)?,
+            first_byte_timeout: ms("first_byte_timeout_ms", self.first_byte_timeout_ms, d.first_byte_timeout)?,
+            idle_timeout: ms("idle_timeout_ms", self.idle_timeout_ms, d.idle_timeout)?,
+            retries,
+            retry_backoff: ms("retry_backoff_ms", self.retry_backoff_ms, d.retry_backoff)?,
+            balance,
+            breaker_failures,
+            breaker_cooldown: ms("breaker_cooldown_ms", self.breaker_cooldown_ms, d.breaker_cooldown)?,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +136,7 @@ pub struct Config {
     pub wallet_key_prefix: String,
     pub catalog: Catalog,
     pub reservation: ReservationPolicy,
+    pub upstream: UpstreamPolicy,
     pub spool_dir: PathBuf,
     /// Cluster mode: the shared counters (none: one instance, counters in memory).
     pub shared: Option<SharedConfig>,
@@ -107,6 +166,8 @@ pub enum ConfigError {
     RedisPrefix(String),
     #[error("cluster.on_redis_failure {0:?} must be \"closed\" or \"open\"")]
     RedisFailure(String),
+    #[error("upstream.{field}: {reason}")]
+    Upstream { field: &'static str, reason: String },
 }
 
 impl Config {
@@ -185,6 +246,7 @@ impl Config {
                 Some(SharedConfig { url, namespace, fail_open })
             }
         };
+        let upstream = file.upstream.resolve()?;
         let spool_dir = file.spool_dir.unwrap_or_else(|| default_spool_dir(&database_url));
         Ok(Config {
             listen,
@@ -193,6 +255,7 @@ impl Config {
             wallet_key_prefix,
             catalog,
             reservation,
+            upstream,
             spool_dir,
             shared,
         })
@@ -209,6 +272,11 @@ fn apply_provider_env(catalog: &mut Catalog, env: &dyn Fn(&str) -> Option<String
         let Some(p) = catalog.provider_mut(&name) else { continue };
         if let Some(key) = env(&p.api_key_env) {
             p.api_key = Some(ApiKey::new(key));
+        }
+        for t in &mut p.targets {
+            if let Some(key) = t.api_key_env.as_deref().and_then(env) {
+                t.api_key = Some(ApiKey::new(key));
+            }
         }
         let base_env = format!("{}_BASE_URL", name.to_uppercase().replace('-', "_"));
         if let Some(url) = env(&base_env) {

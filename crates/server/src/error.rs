@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Internal,
     /// The provider could not be reached or answered garbage.
     BadGateway,
+    /// The provider did not answer in time.
+    GatewayTimeout,
     Unavailable,
 }
 
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::RateLimited | ErrorKind::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
+            ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -53,7 +56,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::PayloadTooLarge => "request_too_large",
             ErrorKind::RateLimited | ErrorKind::QuotaExceeded => "rate_limit_error",
-            ErrorKind::Internal | ErrorKind::BadGateway => "api_error",
+            ErrorKind::Internal | ErrorKind::BadGateway | ErrorKind::GatewayTimeout => "api_error",
             ErrorKind::Unavailable => "overloaded_error",
         }
     }
@@ -63,7 +66,9 @@ impl ErrorKind {
         match self {
             ErrorKind::RateLimited => "requests",
             ErrorKind::QuotaExceeded => "insufficient_quota",
-            ErrorKind::Internal | ErrorKind::BadGateway | ErrorKind::Unavailable => "server_error",
+            ErrorKind::Internal | ErrorKind::BadGateway | ErrorKind::GatewayTimeout | ErrorKind::Unavailable => {
+                "server_error"
+            }
             ErrorKind::PermissionDenied => "permission_error",
             _ => "invalid_request_error",
         }

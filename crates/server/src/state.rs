@@ -54,7 +54,7 @@ impl AppState {
     /// writer (on the current Tokio runtime). Spend keys are read as they are used.
     pub async fn build(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
         let keys = Arc::new(Keys::default());
-        let upstreams = Upstreams::new(&config.catalog);
+        let upstreams = Upstreams::new(&config.catalog, &config.upstream);
         let shared = match &config.shared {
             Some(c) => Some(Shared::start(c, store.clone(), keys.clone(), clock.clone()).await?),
             None => None,

@@ -419,6 +419,8 @@ async fn dropped_streams_are_charged_for_what_was_produced_and_release_their_res
     assert_eq!(gw.meter(&id), (0, 0), "available budget is back to limit - spend");
     let spend = nanos(&gw.get_key(&id).await["total_spend"]);
     assert_eq!(records.iter().map(|r| r.cost.nanos()).sum::<i64>(), spend);
+    // Each hang-up cancelled the provider's request: the mock saw its 50 streams dropped.
+    assert!(common::eventually(|| gw.mock.streams_cancelled() == 50).await, "{}", gw.mock.streams_cancelled());
 }
 
 #[tokio::test]

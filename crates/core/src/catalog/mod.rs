@@ -52,6 +52,42 @@ pub struct Provider {
     pub api_key: Option<ApiKey>,
     /// OpenAI's `openai-organization` header, if the operator sets one.
     pub organization: Option<String>,
+    /// Several credentials or base URLs for this provider, with failover between them
+    /// (`[[provider.target]]`); empty: the one target `base_url` + `api_key`.
+    pub targets: Vec<Target>,
+}
+
+/// One way to reach a provider: a base URL and a credential (each defaulting to the
+/// provider's own).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub base_url: Option<String>,
+    /// The environment variable this target's key is read from (it overrides `api_key`).
+    pub api_key_env: Option<String>,
+    #[serde(default, deserialize_with = "api_key")]
+    pub api_key: Option<ApiKey>,
+}
+
+fn api_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ApiKey>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(ApiKey::new))
+}
+
+impl Provider {
+    /// The provider's targets as (base URL, credential), the default one when none is
+    /// configured.
+    pub fn resolved_targets(&self) -> Vec<(String, Option<ApiKey>)> {
+        if self.targets.is_empty() {
+            return vec![(self.base_url.clone(), self.api_key.clone())];
+        }
+        self.targets
+            .iter()
+            .map(|t| {
+                let base = t.base_url.as_deref().unwrap_or(&self.base_url).trim_end_matches('/').to_string();
+                (base, t.api_key.clone().or_else(|| self.api_key.clone()))
+            })
+            .collect()
+    }
 }
 
 /// A provider credential. `Debug` hides it; read it with [`ApiKey::expose`].
@@ -147,6 +183,8 @@ pub struct ProviderEntry {
     pub api_key_env: Option<String>,
     pub api_key: Option<String>,
     pub organization: Option<String>,
+    /// `[[provider.target]]`: several base URLs or credentials, with failover.
+    pub target: Option<Vec<Target>>,
 }
 
 /// A model entry. For a new model `provider`, `input` and `output` are required; for
@@ -229,6 +267,7 @@ impl Catalog {
             p.api_key_env = e.api_key_env.unwrap_or_else(|| p.api_key_env.clone());
             p.api_key = e.api_key.map(ApiKey::new).or(p.api_key.take());
             p.organization = e.organization.or(p.organization.take());
+            p.targets = e.target.unwrap_or_else(|| std::mem::take(&mut p.targets));
             return Ok(());
         }
         let missing = |field| CatalogError::MissingProviderField { provider: e.name.clone(), field };
@@ -242,6 +281,7 @@ impl Catalog {
             api_key_env,
             api_key: e.api_key.map(ApiKey::new),
             organization: e.organization,
+            targets: e.target.unwrap_or_default(),
         });
         Ok(())
     }

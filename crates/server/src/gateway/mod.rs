@@ -31,7 +31,7 @@ use spendgate_wire::{ReadError, RequestFacts, RequestKind, StreamUsage, anthropi
 use std::sync::Arc;
 use std::time::Instant;
 use stream::{MeteredStream, Output};
-use upstream::{UpstreamError, UpstreamResponse};
+use upstream::{Lease, SendError, Sent, UpstreamResponse};
 
 /// Request bodies up to the providers' own limit (Anthropic's is 32 MB).
 pub const GATEWAY_BODY_LIMIT: usize = 32 << 20;
@@ -492,9 +492,9 @@ where
     let target = route.upstream(endpoint);
     if endpoint == Endpoint::CountTokens {
         // Not billed and not limited; it only needs a valid key.
-        let resp = upstream.post(target.upstream_path(), uri.query(), headers, bytes).await?;
-        let resp = resp.map_err(|e| unreachable_provider(&model.provider, &e))?;
-        return Ok(pass_back(resp).await);
+        let sent = upstream.send(target.upstream_path(), uri.query(), headers, bytes).await?;
+        let sent = sent.map_err(|e| send_error(&model.provider, e))?;
+        return pass_back(sent, upstream.policy().idle_timeout).await.map_err(|e| broken_answer(&model.provider, &e));
     }
 
     // Checks 6 to 8, and the reservation.
@@ -601,11 +601,14 @@ where
         bytes
     };
 
-    let resp = match upstream.post(target.upstream_path(), uri.query(), headers, body).await? {
-        Ok(r) => r,
+    let idle = upstream.policy().idle_timeout;
+    let Sent { response: resp, lease } = match upstream.send(target.upstream_path(), uri.query(), headers, body).await?
+    {
+        Ok(sent) => sent,
         Err(e) => {
+            // No answer: nothing to charge (a failed attempt costs nothing).
             settlement.release();
-            return Err(unreachable_provider(&model.provider, &e));
+            return Err(send_error(&model.provider, e));
         }
     };
     let status = resp.status();
@@ -627,7 +630,8 @@ where
 
     if !status.is_success() {
         // A provider error: no generation, no cost; the request still counts.
-        let body = read_all(resp).await.unwrap_or_default();
+        let body = read_all(resp, idle).await.unwrap_or_default();
+        drop(lease);
         settlement.settle(TokenUsage::default(), status.as_u16());
         let body = match route {
             Route::Direct => body,
@@ -661,10 +665,12 @@ where
             Route::MessagesToChat => Output::Translate(translate::messages_to_chat::stream(ctx)),
         };
         let body = http_body_util::BodyDataStream::new(resp.into_body());
-        let stream = MeteredStream::new(Box::pin(body), usage, output, settlement);
+        let stream = MeteredStream::new(Box::pin(body), usage, output, settlement, idle, lease);
         return Ok(respond(status, out, Body::from_stream(stream)));
     }
-    let body = match read_all(resp).await {
+    let body = read_all(resp, idle).await;
+    drop(lease);
+    let body = match body {
         Ok(b) => b,
         Err(e) => {
             settlement.settle_estimated(TokenUsage::default(), 0, status.as_u16());
@@ -705,33 +711,77 @@ fn respond(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
     response
 }
 
-fn unreachable_provider(provider: &str, e: &UpstreamError) -> ApiError {
-    // The cause chain names what failed (connect, TLS, ...); no credential is in it.
-    let mut cause = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        cause.push_str(": ");
-        cause.push_str(&s.to_string());
-        source = s.source();
+/// The error a client gets when its provider gave no answer.
+fn send_error(provider: &str, e: SendError) -> ApiError {
+    match e {
+        SendError::Unreachable(cause) => {
+            tracing::warn!(provider, error = %cause, "provider request failed");
+            ApiError::new(ErrorKind::BadGateway, format!("could not reach provider {provider}: {cause}"))
+        }
+        SendError::Timeout(after) => {
+            tracing::warn!(provider, timeout_ms = after.as_millis() as u64, "provider did not answer in time");
+            ApiError::new(
+                ErrorKind::GatewayTimeout,
+                format!("provider {provider} did not answer within {} ms", after.as_millis()),
+            )
+        }
+        SendError::Open { retry_after } => ApiError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "provider {provider} is unavailable: its upstreams failed repeatedly and are left out for now; retry in {} ms",
+                retry_after.as_millis()
+            ),
+        )
+        .with_header("retry-after", retry_after.as_millis().div_ceil(1000).max(1))
+        .with_header("retry-after-ms", retry_after.as_millis()),
     }
-    tracing::warn!(provider, error = %cause, "provider request failed");
-    ApiError::new(ErrorKind::BadGateway, format!("could not reach provider {provider}: {cause}"))
 }
 
-fn broken_answer(provider: &str, e: &hyper::Error) -> ApiError {
+fn broken_answer(provider: &str, e: &AnswerError) -> ApiError {
     tracing::warn!(provider, error = %e, "provider answer broke off");
     ApiError::new(ErrorKind::BadGateway, format!("provider {provider}'s answer broke off: {e}"))
 }
 
-/// The whole body of an answer.
-async fn read_all(resp: UpstreamResponse) -> Result<Bytes, hyper::Error> {
+/// Why an answer's body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+enum AnswerError {
+    #[error("{0}")]
+    Broken(#[from] hyper::Error),
+    #[error("nothing came for {} ms", .0.as_millis())]
+    Idle(std::time::Duration),
+}
+
+/// The whole body of an answer; no piece may take longer than `idle` to come.
+async fn read_all(resp: UpstreamResponse, idle: std::time::Duration) -> Result<Bytes, AnswerError> {
     use http_body_util::BodyExt;
-    Ok(resp.into_body().collect().await?.to_bytes())
+    let mut body = resp.into_body();
+    let mut whole = BytesMut::new();
+    let mut first: Option<Bytes> = None;
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(AnswerError::Idle(idle)),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame?,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        match first.take() {
+            None if whole.is_empty() => first = Some(data),
+            Some(f) => {
+                whole.extend_from_slice(&f);
+                whole.extend_from_slice(&data);
+            }
+            None => whole.extend_from_slice(&data),
+        }
+    }
+    // One piece (the common case): passed on without a copy.
+    Ok(first.unwrap_or_else(|| whole.freeze()))
 }
 
 /// The provider's answer as it is (status, body, passable headers).
-async fn pass_back(resp: UpstreamResponse) -> Response {
-    let (status, out) = (resp.status(), passed_back(&resp));
-    let body = read_all(resp).await.unwrap_or_default();
-    respond(status, out, Body::from(body))
+async fn pass_back(sent: Sent, idle: std::time::Duration) -> Result<Response, AnswerError> {
+    let Sent { response, lease } = sent;
+    let (status, out) = (response.status(), passed_back(&response));
+    let body = read_all(response, idle).await?;
+    drop::<Lease>(lease);
+    Ok(respond(status, out, Body::from(body)))
 }

@@ -4,9 +4,11 @@
 //! removed again when the client did not ask for it. When the stream
 //! ends it is settled with the provider's usage, or, if it broke or the client left, with
 //! an estimate from the text streamed; dropping the stream (the client disconnected)
-//! drops the upstream response, which cancels the provider's request.
+//! drops the upstream response, which cancels the provider's request. A provider
+//! stream that stalls longer than the idle timeout is broken off the same way.
 
 use super::settle::Settlement;
+use super::upstream::Lease;
 use axum::body::Bytes;
 use futures_util::Stream;
 use serde_json::Value;
@@ -15,6 +17,8 @@ use spendgate_wire::sse::{Event, Parser};
 use spendgate_wire::translate::StreamTranslator;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 
 /// HTTP status recorded for a stream the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
@@ -38,11 +42,34 @@ pub struct MeteredStream {
     output: Output,
     settlement: Settlement,
     done: bool,
+    /// The longest wait for the provider's next bytes, and the timer that enforces it
+    /// (moved on at each chunk).
+    idle: Duration,
+    timer: Pin<Box<Sleep>>,
+    _lease: Lease,
 }
 
 impl MeteredStream {
-    pub fn new(upstream: Upstream, usage: Box<dyn StreamUsage>, output: Output, settlement: Settlement) -> Self {
-        MeteredStream { upstream, parser: Parser::new(), usage, output, settlement, done: false }
+    pub fn new(
+        upstream: Upstream,
+        usage: Box<dyn StreamUsage>,
+        output: Output,
+        settlement: Settlement,
+        idle: Duration,
+        lease: Lease,
+    ) -> Self {
+        let timer = Box::pin(tokio::time::sleep(idle));
+        MeteredStream {
+            upstream,
+            parser: Parser::new(),
+            usage,
+            output,
+            settlement,
+            done: false,
+            idle,
+            timer,
+            _lease: lease,
+        }
     }
 
     /// Watches the complete events in the parser and returns what the client gets of
@@ -106,8 +133,18 @@ impl Stream for MeteredStream {
         }
         loop {
             match this.upstream.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if this.timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // The provider went quiet: break off, charge what was produced,
+                    // and break the client's stream so that its SDK sees the failure.
+                    tracing::warn!(idle_ms = this.idle.as_millis() as u64, "provider stream stalled; broken off");
+                    this.finish(200);
+                    return Poll::Ready(Some(Err(std::io::Error::other("the provider's stream stalled"))));
+                }
                 Poll::Ready(Some(Ok(chunk))) => {
+                    this.timer.as_mut().reset(Instant::now() + this.idle);
                     this.parser.push(&chunk);
                     let out = this.forward(false);
                     if out.is_empty() {

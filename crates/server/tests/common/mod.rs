@@ -74,10 +74,7 @@ impl Gateway {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
 
-        let mock = Mock::new(mock_config);
-        let mock_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mock_url = format!("http://{}", mock_listener.local_addr().unwrap());
-        tokio::spawn(spendgate_mock::serve(mock.clone(), mock_listener));
+        let (mock, mock_url) = spawn_mock(mock_config).await;
 
         let toml = format!(
             "[[provider]]\nname = \"openai\"\nbase_url = \"{mock_url}/v1\"\napi_key = \"{OPENAI_PROVIDER_KEY}\"\n\
@@ -165,6 +162,26 @@ impl Gateway {
     pub fn upstream_count(&self, path: &str) -> usize {
         self.mock.recorded().iter().filter(|r| r.path == path).count()
     }
+}
+
+/// A mock provider on a loopback port: the mock and its base URL (`http://IP:PORT`).
+pub async fn spawn_mock(config: MockConfig) -> (Mock, String) {
+    let mock = Mock::new(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(spendgate_mock::serve(mock.clone(), listener));
+    (mock, url)
+}
+
+/// Polls `done` every 20 ms for up to 5 s; whether it came true.
+pub async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..250 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    done()
 }
 
 /// Dollars (decimal string) to nano-dollars.

@@ -30,6 +30,8 @@ pub struct ConfigFile {
     pub gateway: GatewaySection,
     #[serde(default)]
     pub upstream: UpstreamSection,
+    #[serde(default)]
+    pub server: ServerSection,
     /// Providers to add, or fields of built-in ones to override.
     #[serde(default)]
     pub provider: Vec<ProviderEntry>,
@@ -52,6 +54,61 @@ pub struct GatewaySection {
     pub reservation: Option<String>,
 }
 
+/// How the server treats its clients.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub header_timeout_ms: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
+    pub shutdown_grace_ms: Option<u64>,
+}
+
+/// The server's limits on clients, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerPolicy {
+    /// To send a request's head (line and headers); a slower client is cut off.
+    pub header_timeout: Duration,
+    /// To send a gateway request's body; a slower one gets a 408.
+    pub body_timeout: Duration,
+    /// On SIGTERM, how long requests in flight (streams included) may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerPolicy {
+    fn default() -> ServerPolicy {
+        ServerPolicy {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A duration in milliseconds from the config: at least 1.
+fn millis(
+    section: &'static str,
+    field: &'static str,
+    v: Option<u64>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::Field { section, field, reason: "must be at least 1 (milliseconds)".into() }),
+        Some(v) => Ok(Duration::from_millis(v)),
+    }
+}
+
+impl ServerSection {
+    fn resolve(self) -> Result<ServerPolicy, ConfigError> {
+        let d = ServerPolicy::default();
+        Ok(ServerPolicy {
+            header_timeout: millis("server", "header_timeout_ms", self.header_timeout_ms, d.header_timeout)?,
+            body_timeout: millis("server", "body_timeout_ms", self.body_timeout_ms, d.body_timeout)?,
+            shutdown_grace: millis("server", "shutdown_grace_ms", self.shutdown_grace_ms, d.shutdown_grace)?,
+        })
+    }
+}
+
 /// How the gateway treats the providers: timeouts, retries, failover, circuit breaker.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,16 +127,13 @@ pub struct UpstreamSection {
 impl UpstreamSection {
     fn resolve(self) -> Result<UpstreamPolicy, ConfigError> {
         let d = UpstreamPolicy::default();
-        let ms = |field: &'static str, v: Option<u64>, default: Duration| match v {
-            None => Ok(default),
-            Some(0) => Err(ConfigError::Upstream { field, reason: "must be at least 1 (milliseconds)".into() }),
-            Some(v) => Ok(Duration::from_millis(v)),
-        };
+        let ms = |field, v, default| millis("upstream", field, v, default);
         let balance = match self.balance.as_deref() {
             None | Some("round_robin") => Balance::RoundRobin,
             Some("least_loaded") => Balance::LeastLoaded,
             Some(other) => {
-                return Err(ConfigError::Upstream {
+                return Err(ConfigError::Field {
+                    section: "upstream",
                     field: "balance",
                     reason: format!("{other:?} must be \"round_robin\" or \"least_loaded\""),
                 });
@@ -87,11 +141,19 @@ impl UpstreamSection {
         };
         let retries = self.retries.unwrap_or(d.retries);
         if retries > 10 {
-            return Err(ConfigError::Upstream { field: "retries", reason: format!("{retries} is more than 10") });
+            return Err(ConfigError::Field {
+                section: "upstream",
+                field: "retries",
+                reason: format!("{retries} is more than 10"),
+            });
         }
         let breaker_failures = self.breaker_failures.unwrap_or(d.breaker_failures);
         if breaker_failures == 0 {
-            return Err(ConfigError::Upstream { field: "breaker_failures", reason: "must be at least 1".into() });
+            return Err(ConfigError::Field {
+                section: "upstream",
+                field: "breaker_failures",
+                reason: "must be at least 1".into(),
+            });
         }
         Ok(UpstreamPolicy {
             connect_timeout: ms("connect_timeout_ms", self.connect_timeout_ms, d.connect_timeout)?,
@@ -137,6 +199,7 @@ pub struct Config {
     pub catalog: Catalog,
     pub reservation: ReservationPolicy,
     pub upstream: UpstreamPolicy,
+    pub server: ServerPolicy,
     pub spool_dir: PathBuf,
     /// Cluster mode: the shared counters (none: one instance, counters in memory).
     pub shared: Option<SharedConfig>,
@@ -166,8 +229,8 @@ pub enum ConfigError {
     RedisPrefix(String),
     #[error("cluster.on_redis_failure {0:?} must be \"closed\" or \"open\"")]
     RedisFailure(String),
-    #[error("upstream.{field}: {reason}")]
-    Upstream { field: &'static str, reason: String },
+    #[error("{section}.{field}: {reason}")]
+    Field { section: &'static str, field: &'static str, reason: String },
 }
 
 impl Config {
@@ -247,6 +310,7 @@ impl Config {
             }
         };
         let upstream = file.upstream.resolve()?;
+        let server = file.server.resolve()?;
         let spool_dir = file.spool_dir.unwrap_or_else(|| default_spool_dir(&database_url));
         Ok(Config {
             listen,
@@ -256,6 +320,7 @@ impl Config {
             catalog,
             reservation,
             upstream,
+            server,
             spool_dir,
             shared,
         })

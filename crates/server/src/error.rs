@@ -17,6 +17,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
+    /// The client was too slow to send its request.
+    RequestTimeout,
     /// A rate limit: retry after a short wait.
     RateLimited,
     /// A spend or request cap: no retry helps until the cycle ends.
@@ -39,6 +41,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::RateLimited | ErrorKind::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
@@ -50,7 +53,10 @@ impl ErrorKind {
     /// `error.type` in the wallet API and in Anthropic's format.
     fn anthropic_type(self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed | ErrorKind::Conflict => "invalid_request_error",
+            ErrorKind::InvalidRequest
+            | ErrorKind::MethodNotAllowed
+            | ErrorKind::Conflict
+            | ErrorKind::RequestTimeout => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
             ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::NotFound => "not_found_error",
@@ -162,7 +168,7 @@ impl ApiError {
             }),
         };
         let mut response = (self.kind.status(), axum::Json(body)).into_response();
-        if self.kind == ErrorKind::PayloadTooLarge {
+        if matches!(self.kind, ErrorKind::PayloadTooLarge | ErrorKind::RequestTimeout) {
             // The rest of the body was not read: this connection cannot carry another
             // request, so tell the client not to reuse it (else its next request on it fails).
             response.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));

@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
+/// The largest request head (request line and headers) a client may send.
+const MAX_HEAD_BYTES: usize = 64 << 10;
+
 struct App {
     state: AppState,
     router: axum::Router,
@@ -31,6 +34,17 @@ impl App {
     async fn call(&self, req: Request<Incoming>) -> Response {
         let start = Instant::now();
         let method = req.method().clone();
+        if head_size(&req) > MAX_HEAD_BYTES {
+            // hyper refuses such a head on a new connection, but on a kept-alive one
+            // whose buffer has grown it may read it whole: the limit is checked here too.
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            log(&method, req.uri().path(), &response, start);
+            return response;
+        }
         let endpoint = if method == Method::POST { Endpoint::from_path(req.uri().path()) } else { None };
         let (path, response) = match endpoint {
             Some(endpoint) => (endpoint.path().into(), gateway::handle(&self.state, endpoint, req).await),
@@ -48,6 +62,12 @@ impl App {
     }
 }
 
+/// The size of a request's head, about as it came on the wire.
+fn head_size<B>(req: &Request<B>) -> usize {
+    let headers: usize = req.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    req.uri().path_and_query().map_or(0, |p| p.as_str().len()) + headers
+}
+
 /// One log line per request: method, path (never the query or headers), status, time.
 fn log(method: &Method, path: &str, response: &Response, start: Instant) {
     tracing::info!(
@@ -60,7 +80,8 @@ fn log(method: &Method, path: &str, response: &Response, start: Instant) {
 }
 
 /// Serves `state` on `listener` until `shutdown` completes; then stops accepting,
-/// lets the requests in flight finish (streams included) and returns. The accept loop
+/// lets the requests in flight finish (streams included) for up to
+/// `server.shutdown_grace_ms`, stops the rest (each is settled as cut off) and returns. The accept loop
 /// runs as a task of the runtime, so that a new connection is taken and served on the
 /// same worker thread (run in `block_on`, each one would cross threads twice).
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
@@ -70,14 +91,21 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
 }
 
 async fn accept(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let policy = state.config.server.clone();
     let app = Arc::new(App { router: crate::router(state.clone()), state });
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
+    // A client that is slow to send its request head (slowloris) is cut off; heads
+    // over the size limit get a 431.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(policy.header_timeout).max_buf_size(MAX_HEAD_BYTES);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEAD_BYTES as u32);
     let graceful = GracefulShutdown::new();
+    // The connections' tasks, so that those still running at the end of the grace
+    // period can be stopped (and their requests settled) before the records are flushed.
+    let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let tcp = tokio::select! {
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(e) => {
@@ -96,11 +124,21 @@ async fn accept(state: AppState, listener: TcpListener, shutdown: impl Future<Ou
             async move { Ok::<_, Infallible>(app.call(req).await) }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             // A client that goes away mid-request is its own business.
             let _ = connection.await;
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Requests in flight (streams included) may finish within the grace period; those
+    // still running then are cut, which settles them as abandoned by the client.
+    if tokio::time::timeout(policy.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            grace_ms = policy.shutdown_grace.as_millis() as u64,
+            connections = connections.len(),
+            "requests still in flight at the end of the shutdown grace period were cut"
+        );
+        connections.abort_all();
+    }
+    while connections.join_next().await.is_some() {}
 }

@@ -467,7 +467,18 @@ where
         authenticate(state, headers).await?
     };
     check_format(&key, endpoint, headers)?;
-    let bytes = read_body(headers, body).await?;
+    let bytes = match tokio::time::timeout(state.config.server.body_timeout, read_body(headers, body)).await {
+        Ok(read) => read?,
+        Err(_) => {
+            return Err(ApiError::new(
+                ErrorKind::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} ms (server.body_timeout_ms)",
+                    state.config.server.body_timeout.as_millis()
+                ),
+            ));
+        }
+    };
     let facts = read_facts(endpoint, &bytes)?;
     let model = resolve_model(state, &key, &facts.model)?;
     let provider_format =

@@ -137,6 +137,26 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM and returns at once.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit: its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("a running server");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -316,4 +336,15 @@ impl Api {
         .join()
         .unwrap()
     }
+}
+
+/// Polls `done` every 20 ms for up to 5 s; whether it came true.
+pub async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..250 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
 }

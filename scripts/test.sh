@@ -10,3 +10,6 @@ cargo test --locked --workspace
 export SPENDGATE_BIN="$PWD/target/debug/spendgate"
 tests/e2e/run.sh
 tests/e2e-python/run.sh
+# Fuzz targets (SSE parser, request reader, translators, money, spend-key bodies), each
+# for a bounded time from the committed corpus: zero crashes.
+fuzz/run.sh "${FUZZ_SECONDS:-30}"

@@ -44,6 +44,11 @@ async fn wallet_key(state: &AppState, secret: &Secret) -> Result<WalletKey, ApiE
         .ok_or_else(|| ApiError::unauthorized("invalid wallet API key (unknown or revoked)"))
 }
 
+/// The client's address, when the server put it on the request.
+pub fn client_addr(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions.get::<crate::guard::ClientAddr>().map(|a| a.0)
+}
+
 /// Who is managing a wallet: a wallet API key, or a dashboard session signed in with one.
 #[derive(Clone, Debug)]
 pub struct Principal {
@@ -108,7 +113,9 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiErro
             state.config.spend_key_prefix, state.config.wallet_key_prefix
         )));
     }
-    let key = wallet_key(state, &secret).await?;
+    let addr = client_addr(&parts.extensions);
+    state.auth_guard.check(addr)?;
+    let key = wallet_key(state, &secret).await.inspect_err(|_| state.auth_guard.failed(addr))?;
     Ok(Principal { wallet_id: key.wallet_id, via: Via::Key(key.id) })
 }
 

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::random;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -83,13 +83,17 @@ async fn current(State(state): State<AppState>, headers: HeaderMap) -> Result<Js
 async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
+    addr: Option<Extension<crate::guard::ClientAddr>>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let key = body["wallet_key"]
         .as_str()
         .filter(|k| !k.trim().is_empty())
         .ok_or_else(|| ApiError::invalid("wallet_key", "wallet_key: is required (your wallet API key, lava_wk_...)"))?;
+    let addr = addr.map(|Extension(a)| a.0);
+    state.auth_guard.check(addr)?;
     let wallet_key = state.store.wallet_key_by_hash(&Secret::presented(key.trim()).hash()).await?.ok_or_else(|| {
+        state.auth_guard.failed(addr);
         ApiError::unauthorized("that wallet API key is not valid (unknown or revoked)").with_code("invalid_api_key")
     })?;
     let token = Secret::generate("sgs_", random::bytes()?);

@@ -10,6 +10,7 @@ pub mod counters;
 pub mod dashboard;
 pub mod error;
 pub mod gateway;
+pub mod guard;
 pub mod random;
 pub mod serve;
 pub mod state;

@@ -104,10 +104,10 @@ async fn accept(state: AppState, listener: TcpListener, shutdown: impl Future<Ou
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok((tcp, peer)) => (tcp, peer),
                 Err(e) => {
                     // Out of file descriptors and the like: wait rather than spin.
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -119,7 +119,9 @@ async fn accept(state: AppState, listener: TcpListener, shutdown: impl Future<Ou
         };
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let client = crate::guard::ClientAddr(peer.ip());
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(client);
             let app = app.clone();
             async move { Ok::<_, Infallible>(app.call(req).await) }
         });

@@ -37,6 +37,8 @@ pub struct AppState {
     pub counters: Counters,
     pub recorder: Recorder,
     pub upstreams: Arc<Upstreams>,
+    /// Failed wallet-key sign-ins by address.
+    pub auth_guard: Arc<crate::guard::AuthGuard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,7 @@ impl AppState {
             clock,
             keys,
             upstreams: Arc::new(upstreams),
+            auth_guard: Arc::default(),
         })
     }
 

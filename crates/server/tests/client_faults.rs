@@ -155,3 +155,26 @@ async fn bad_input_is_a_400_that_names_the_field_never_a_5xx() {
         assert_eq!(gw.get_key(id).await["total_requests"], 0);
     }
 }
+
+#[tokio::test]
+async fn guessing_wallet_keys_is_cut_off_after_20_failures_per_address() {
+    let gw = Gateway::start(MockConfig::default()).await;
+    let (_, spend_key) = gw.key(json!({"name": "s"})).await;
+    for i in 0..20 {
+        let r = gw
+            .send_raw(gw.http.get(format!("{}/v1/spend_keys", gw.url)).bearer_auth(format!("lava_wk_guess{i:030}")))
+            .await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    // Now even the right key is refused from this address, on the API and the dashboard.
+    let r = gw.admin("GET", "/v1/spend_keys", None).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("too many failed sign-in attempts"));
+    let r =
+        gw.send_raw(gw.http.post(format!("{}/api/session", gw.url)).json(&json!({"wallet_key": gw.wallet_key}))).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    // Spend keys on the gateway are not wallet sign-ins: unaffected.
+    assert_eq!(gw.call("/v1/chat/completions", &spend_key, Gateway::chat(MINI, "hi")).await.status, 200);
+}

@@ -71,11 +71,15 @@ impl Parser {
     }
 
     /// Finishes: a trailing event without its blank line, if any, shown to `keep`;
-    /// returns its bytes if kept.
+    /// returns its bytes if kept. Trailing line ends alone are no event: they are
+    /// returned as they are (a stream passed through comes out byte for byte).
     pub fn finish(&mut self, mut keep: impl FnMut(&Event<'_>) -> bool) -> Bytes {
         self.scanned = 0;
         let rest = std::mem::take(&mut self.buf);
-        if rest.iter().all(u8::is_ascii_whitespace) || !keep(&parse(&rest)) {
+        if rest.iter().all(u8::is_ascii_whitespace) {
+            return rest.freeze();
+        }
+        if !keep(&parse(&rest)) {
             return Bytes::new();
         }
         rest.freeze()

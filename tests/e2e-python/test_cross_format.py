@@ -834,7 +834,10 @@ def test_openai_sdk_on_claude_provider_error_is_translated(gateway, mock, openai
     assert err.value.body["type"] == "server_error"  # OpenAI's format, not Anthropic's
     assert err.value.body["code"] == "overloaded_error"
     assert sent.count == 1
-    upstream(mock, tag, "/v1/messages")
+    # A 529 is the provider overloaded: the gateway tried twice more (upstream.retries,
+    # default 2) before passing it back, each time in Anthropic's format.
+    tried = mock.requests_with(tag)
+    assert len(tried) == 3 and all(r["path"] == "/v1/messages" for r in tried), tried
 
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(model=CLAUDE, messages=user("[[mock:error:400]]"))

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Api, Server, TempDir, cli, contains_bytes, create_wallet, database_bytes};
+use common::{Api, Server, TempDir, cli, contains_bytes, create_wallet, database_bytes, start_mock};
 use serde_json::{Value, json};
 
 fn without_key(mut v: Value) -> Value {
@@ -88,9 +88,50 @@ async fn secrets_appear_once_and_never_in_logs_or_the_database() {
     let (ok, out, _) = cli(&["wallets", "keys", "create", &wallet_id, "--database", &dir.db_url(), "--json"], &[]);
     assert!(ok);
     let second_wallet_key = serde_json::from_str::<Value>(&out).unwrap()["key"].as_str().unwrap().to_string();
-    let mut server = Server::start(&dir);
+    // Provider keys too: the mock for OpenAI and Anthropic, and a provider that cannot
+    // be reached (its failures and retries are logged).
+    let (mock_url, _mock) = start_mock().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (openai_secret, anthropic_secret, groq_secret) =
+        ("sk-proj-SECRETopenai0123456789", "sk-ant-SECRETanthropic0123456789", "gsk_SECRETgroq0123456789");
+    let groq_base = format!("http://{closed}/v1");
+    let (openai_base, anthropic_base) = (format!("{mock_url}/v1"), mock_url.clone());
+    let env = [
+        ("OPENAI_API_KEY", openai_secret),
+        ("OPENAI_BASE_URL", openai_base.as_str()),
+        ("ANTHROPIC_API_KEY", anthropic_secret),
+        ("ANTHROPIC_BASE_URL", anthropic_base.as_str()),
+        ("GROQ_API_KEY", groq_secret),
+        ("GROQ_BASE_URL", groq_base.as_str()),
+    ];
+    let mut server = Server::start_env(&dir, &env);
     let api = Api::new(&server, &wallet_key);
     let mut secrets = vec![wallet_key.clone(), second_wallet_key.clone()];
+    // Model requests of every outcome: answered, streamed, provider errors (retried),
+    // cross-format, an unreachable provider; every answer is free of secrets.
+    let model_key = api.minimal_key("model calls").await["key"].as_str().unwrap().to_string();
+    let caller = Api::new(&server, &model_key);
+    let user = |text: &str| json!([{"role": "user", "content": text}]);
+    let bodies = [
+        json!({"model": "gpt-4o-mini", "messages": user("hi")}),
+        json!({"model": "gpt-4o-mini", "stream": true, "messages": user("hi")}),
+        json!({"model": "gpt-4o-mini", "messages": user("[[mock:error:503]]")}),
+        json!({"model": "gpt-4o-mini", "messages": user("[[mock:error:401]]")}),
+        json!({"model": "claude-sonnet-4-20250514", "messages": user("[[mock:error:529]]")}),
+        json!({"model": "openai/gpt-oss-20b", "messages": user("hi")}),
+        json!({"model": 5, "messages": user("hi")}),
+    ];
+    for body in bodies {
+        let r = caller.post("/v1/chat/completions", body.clone()).await;
+        let text = r.body.to_string();
+        for s in [openai_secret, anthropic_secret, groq_secret, model_key.as_str()] {
+            assert!(!text.contains(s), "{body}: a secret in the answer: {text}");
+        }
+    }
+    secrets.push(model_key.clone());
+    for s in [openai_secret, anthropic_secret, groq_secret] {
+        secrets.push(s.to_string());
+    }
     let mut previews = Vec::new();
     for i in 0..5 {
         let k = api.minimal_key(&format!("k{i}")).await;
@@ -116,6 +157,8 @@ async fn secrets_appear_once_and_never_in_logs_or_the_database() {
     let logs = server.logs();
     let db = database_bytes(&dir.0);
     assert!(logs.contains("spend key rotated"), "the log is being written (debug level)");
+    assert!(logs.contains("retrying the provider request"), "the fault paths were logged");
+    assert!(logs.contains("could not reach") || logs.contains("provider request failed"), "{logs}");
     for p in &previews {
         assert!(contains_bytes(&db, p), "sanity: the database holds the previews");
     }

@@ -169,3 +169,86 @@ async fn secrets_appear_once_and_never_in_logs_or_the_database() {
         assert!(!contains_bytes(&db, &s[8..]), "secret body {}… in the database files", &s[8..14]);
     }
 }
+
+/// `kill -9` in the middle of a load of model requests, then a restart: every request
+/// answered before the documented crash window has its record, no record is invented,
+/// and the key's figures are rebuilt equal to the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_record_older_than_the_crash_window() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let dir = TempDir::new("crash-load");
+    let (_, wallet_key) = create_wallet(&dir, "acme");
+    let (mock_url, _mock) = start_mock().await;
+    let env = common::provider_env(&mock_url);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut server = Server::start_env(&dir, &env);
+    let created = Api::new(&server, &wallet_key).create_key(json!({"name": "load"})).await;
+    let (id, key) =
+        (created["spend_key_id"].as_str().unwrap().to_string(), created["key"].as_str().unwrap().to_string());
+
+    // 16 clients send requests as fast as they are answered; each notes when its
+    // answers came.
+    let answered: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for c in 0..16 {
+        let (url, key, answered, sent) = (server.url.clone(), key.clone(), answered.clone(), sent.clone());
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                let mut body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+                if c % 4 == 0 {
+                    body["stream"] = json!(true);
+                }
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Ok(resp) =
+                    http.post(format!("{url}/v1/chat/completions")).bearer_auth(&key).json(&body).send().await
+                else {
+                    return;
+                };
+                if resp.status() != 200 || resp.bytes().await.is_err() {
+                    return;
+                }
+                answered.lock().unwrap().push(Instant::now());
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed_at = Instant::now();
+    server.kill_9();
+    for c in clients {
+        let _ = c.await;
+    }
+    // The documented crash window is the last 10 ms plus the batch being written; the
+    // bound here allows 200 ms more for the answer to travel to this client and be noted.
+    let window = Duration::from_millis(210);
+    let answered = answered.lock().unwrap().clone();
+    let must_have = answered.iter().filter(|t| **t + window < killed_at).count() as u64;
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+
+    let server = Server::start_env(&dir, &env);
+    let admin = Api::new(&server, &wallet_key);
+    let (mut records, mut cost, mut cursor) = (0u64, spendgate_core::Usd::ZERO, String::new());
+    loop {
+        let page = admin.call("GET", &format!("/v1/requests?spend_key_id={id}&limit=100&cursor={cursor}"), None).await;
+        for r in page.body["data"].as_array().unwrap() {
+            records += 1;
+            cost = cost.checked_add(spendgate_core::Usd::parse(r["cost"].as_str().unwrap()).unwrap()).unwrap();
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    println!(
+        "kill -9 under load: {sent} sent, {} answered, {must_have} answered before the window, {records} records",
+        answered.len()
+    );
+    assert!(must_have > 100, "the load ran: {must_have} answers");
+    assert!(records >= must_have, "{records} records, but {must_have} requests were answered before the crash window");
+    assert!(records <= sent, "{records} records for {sent} requests sent");
+    let k = admin.call("GET", &format!("/v1/spend_keys/{id}"), None).await.body;
+    assert_eq!(k["total_requests"], records, "the key's figures are the ledger's: {k}");
+    assert_eq!(k["total_spend"], cost.to_string());
+}

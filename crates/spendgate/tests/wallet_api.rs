@@ -254,15 +254,36 @@ async fn wallets_are_isolated_on_every_route() {
     let dir = TempDir::new("isolation");
     let (_, key_a) = create_wallet(&dir, "a");
     let (_, key_b) = create_wallet(&dir, "b");
-    let server = Server::start(&dir);
+    let (mock_url, _mock) = common::start_mock().await;
+    let env = common::provider_env(&mock_url);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_env(&dir, &env);
     let (a, b) = (Api::new(&server, &key_a), Api::new(&server, &key_b));
     let b_key = b.create_key(json!({"name": "b's", "spend_limit": {"amount": "5", "cycle": "daily"}})).await;
     let b_id = b_key["spend_key_id"].as_str().unwrap();
     let spend_secret = b_key["key"].as_str().unwrap();
+    // b's key has usage and request records.
+    let used = Api::new(&server, spend_secret)
+        .post("/v1/chat/completions", json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(used.status, 200, "{}", used.body);
+    let b_key = b.call("GET", &format!("/v1/spend_keys/{b_id}"), None).await.body;
+
+    // Wallet-wide reads from a show nothing of b's.
+    for path in [format!("/v1/requests?spend_key_id={b_id}"), "/v1/requests".to_string()] {
+        let r = a.call("GET", &path, None).await;
+        assert_eq!((r.status, &r.body["data"]), (200, &json!([])), "{path}: {}", r.body);
+    }
+    let export = a.raw("GET", &format!("/v1/requests/export?spend_key_id={b_id}"), None).await;
+    assert_eq!(export.status, 200);
+    assert!(!export.body.to_string().contains(b_id), "the export names none of b's requests");
+    let usage = a.call("GET", "/v1/usage", None).await.body.to_string();
+    assert!(!usage.contains(b_id) && !usage.contains("gpt-4o-mini"), "a's usage has none of b's: {usage}");
 
     let routes = |id: &str| -> Vec<(&'static str, String, Option<Value>)> {
         vec![
             ("GET", format!("/v1/spend_keys/{id}"), None),
+            ("GET", format!("/v1/spend_keys/{id}/usage"), None),
             ("PUT", format!("/v1/spend_keys/{id}"), Some(json!({"name": "stolen"}))),
             ("PATCH", format!("/v1/spend_keys/{id}"), Some(json!({"status": "paused"}))),
             ("POST", format!("/v1/spend_keys/{id}/rotate"), None),
@@ -279,6 +300,24 @@ async fn wallets_are_isolated_on_every_route() {
     }
     let listed = a.call("GET", "/v1/spend_keys", None).await;
     assert_eq!(listed.body["data"], json!([]), "a sees none of b's keys");
+
+    // The same through a dashboard session signed in with a's key.
+    let http = reqwest::Client::new();
+    let signed_in =
+        http.post(format!("{}/api/session", server.url)).json(&json!({"wallet_key": key_a})).send().await.unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let csrf = signed_in.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
+    for (method, path, body) in routes(b_id) {
+        let mut req = http
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", server.url))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 404, "session: {method} {path}");
+    }
 
     // b's key is untouched, and its secret still works.
     let after = b.call("GET", &format!("/v1/spend_keys/{b_id}"), None).await;

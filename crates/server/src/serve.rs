@@ -79,11 +79,11 @@ fn log(method: &Method, path: &str, response: &Response, start: Instant) {
     );
 }
 
-/// Serves `state` on `listener` until `shutdown` completes; then stops accepting,
-/// lets the requests in flight finish (streams included) for up to
-/// `server.shutdown_grace_ms`, stops the rest (each is settled as cut off) and returns. The accept loop
-/// runs as a task of the runtime, so that a new connection is taken and served on the
-/// same worker thread (run in `block_on`, each one would cross threads twice).
+/// Serves `state` on `listener` until `shutdown` completes; then stops accepting, lets
+/// the requests in flight finish (streams included) for up to `server.shutdown_grace_ms`,
+/// stops the rest (each is settled as cut off) and returns. The accept loop runs as a
+/// task of the runtime, so that a new connection is taken and served on the same worker
+/// thread (run in `block_on`, each one would cross threads twice).
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
     if let Err(e) = tokio::spawn(accept(state, listener, shutdown)).await {
         tracing::error!(error = %e, "the accept loop stopped");

@@ -52,17 +52,27 @@ fn admin(cluster: &Cluster, i: usize) -> Api {
     Api::new(&cluster.servers[i % cluster.servers.len()], &cluster.wallet_key)
 }
 
-/// Redis's counters of a key equal the ledger and nothing is held.
+/// Redis's counters of a key equal the ledger and nothing is held (waits up to 15 s:
+/// settlement follows the ledger by a batch); a timeout shows both.
 async fn counters_match_ledger(cluster: &Cluster, wallet: &str, key: &str) {
-    eventually("the shared counters to equal the ledger with nothing in flight", async || {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
         // The ledger is read each time too: the last records may still be on their way
         // (batched writes), and the counters settle only after them.
         let (spend, requests) = ledger(cluster, wallet, key).await;
         let c = cluster.counters(key).await;
         let get = |f: &str| c.get(f).copied().unwrap_or(0);
-        get("ts") == spend.nanos() && get("tr") == requests as i64 && get("res") == 0 && get("fl") == 0
-    })
-    .await;
+        if get("ts") == spend.nanos() && get("tr") == requests as i64 && get("res") == 0 && get("fl") == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the shared counters to equal the ledger with nothing in flight: \
+             ledger spend {} nanos, {requests} requests; counters {c:?}",
+            spend.nanos()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -120,13 +120,13 @@ async fn an_unreachable_target_is_skipped_and_its_circuit_opens_then_half_opens(
     assert_eq!(chat_count(&b), 6);
     assert_eq!(gw.get_key(&id).await["total_requests"], 6);
 
-    // A target that answers 500 is taken out after two failures in a row: while its
+    // A target that answers 503 is taken out after two failures in a row: while its
     // circuit is open it gets nothing; after the cool-down, one trial.
     let (c, c_url) = spawn_mock(MockConfig::default()).await;
     let (d, d_url) = spawn_mock(MockConfig::default()).await;
     let gw = Gateway::start_with(MockConfig::default(), &targets(&[&c_url, &d_url], upstream)).await;
     let (_, key) = gw.key(json!({"name": "c"})).await;
-    c.push_faults((0..10).map(|_| status(500)));
+    c.push_faults((0..10).map(|_| status(503)));
     for _ in 0..8 {
         let r = gw.call("/v1/chat/completions", &key, Gateway::chat(MINI, "hi")).await;
         assert_eq!(r.status, 200, "{}", r.body);
@@ -253,4 +253,18 @@ async fn the_config_names_bad_upstream_settings() {
     assert!(err("[upstream]\nbreaker_failures = 0").contains("upstream.breaker_failures"));
     assert!(err("[upstream]\nretry = 1").contains("unknown field `retry`"));
     assert!(err("[[provider]]\nname = \"openai\"\n[[provider.target]]\nurl = \"x\"").contains("unknown field `url`"));
+}
+
+#[tokio::test]
+async fn errors_a_client_can_cause_do_not_open_the_circuit() {
+    let (a, a_url) = spawn_mock(MockConfig::default()).await;
+    let upstream = "retries = 0\nbreaker_failures = 1";
+    let gw = Gateway::start_with(MockConfig::default(), &targets(&[&a_url], upstream)).await;
+    let (_, key) = gw.key(json!({"name": "c"})).await;
+    // 500s and 429s may be about one request or one credential: passed back, and the
+    // provider stays in service for everyone else.
+    a.push_faults([status(500), status(429), status(500)]);
+    for expected in [500, 429, 500, 200] {
+        assert_eq!(gw.call("/v1/chat/completions", &key, Gateway::chat(MINI, "hi")).await.status, expected);
+    }
 }

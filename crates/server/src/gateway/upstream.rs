@@ -9,8 +9,8 @@
 //! jittered exponential backoff, only before anything reached the client and only on
 //! connection failures (the request never left), 429 and 5xx; failover and balancing
 //! over the targets (round robin or least loaded); and a circuit breaker per target,
-//! which takes a target out after consecutive failures and lets one trial request
-//! through per cool-down.
+//! which takes a target out after consecutive failures (connections, timeouts, 502,
+//! 503, 504, 529) and lets one trial request through per cool-down.
 
 use crate::error::{ApiError, ErrorKind};
 use axum::body::Bytes;
@@ -229,7 +229,9 @@ impl Upstream {
             let retry_left = attempt < self.policy.retries;
             let wait = match outcome {
                 Ok(Ok(response)) if is_retryable(response.status()) => {
-                    self.failed(i, &format!("status {}", response.status().as_u16()));
+                    if is_target_failure(response.status()) {
+                        self.failed(i, &format!("status {}", response.status().as_u16()));
+                    }
                     match retry_wait(&response, attempt, self.policy.retry_backoff) {
                         Some(wait) if retry_left => wait,
                         _ => return Ok(Ok(Sent { response, lease })),
@@ -361,6 +363,15 @@ impl Upstream {
             ),
         )
     }
+}
+
+/// Statuses that say the target itself is failing (unavailable, overloaded, a gateway
+/// in front of it failing): they count towards its circuit breaker. A 500 or a 429 is
+/// retried but not counted: it may be about this one request or this one credential,
+/// and a client must not be able to take a provider out for everyone by sending
+/// requests that fail.
+fn is_target_failure(status: axum::http::StatusCode) -> bool {
+    matches!(status.as_u16(), 502 | 503 | 504 | 529)
 }
 
 /// Statuses worth another attempt: the provider is overloaded or failing.

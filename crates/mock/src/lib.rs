@@ -93,11 +93,8 @@ struct Shared {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
-    #[serde(default)]
     pub status: Option<u16>,
-    #[serde(default)]
     pub retry_after_ms: Option<u64>,
-    #[serde(default)]
     pub wait_ms: Option<u64>,
 }
 

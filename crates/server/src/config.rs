@@ -438,6 +438,25 @@ mod tests {
     }
 
     #[test]
+    fn bad_upstream_and_server_settings_are_named() {
+        let err = |t: &str| resolve(t, Overrides::default()).unwrap_err().to_string();
+        assert!(err("[upstream]\nbalance = \"random\"").contains("upstream.balance: \"random\""));
+        assert!(err("[upstream]\nidle_timeout_ms = 0").contains("upstream.idle_timeout_ms"));
+        assert!(err("[upstream]\nretries = 99").contains("upstream.retries"));
+        assert!(err("[upstream]\nbreaker_failures = 0").contains("upstream.breaker_failures"));
+        assert!(err("[upstream]\nretry = 1").contains("unknown field `retry`"));
+        assert!(err("[server]\nheader_timeout_ms = 0").contains("server.header_timeout_ms"));
+        assert!(
+            err("[[provider]]\nname = \"openai\"\n[[provider.target]]\nurl = \"x\"").contains("unknown field `url`")
+        );
+        let c =
+            resolve("[upstream]\nbalance = \"least_loaded\"\n[server]\nshutdown_grace_ms = 5", Overrides::default())
+                .unwrap();
+        assert_eq!(c.upstream.balance, Balance::LeastLoaded);
+        assert_eq!(c.server.shutdown_grace, Duration::from_millis(5));
+    }
+
+    #[test]
     fn passwords_never_reach_the_logs() {
         assert_eq!(redacted("postgres://sg:s3cret@db:5432/spendgate"), "postgres://sg:****@db:5432/spendgate");
         assert_eq!(redacted("redis://:pw@cache:6379/2"), "redis://:****@cache:6379/2");

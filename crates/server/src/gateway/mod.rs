@@ -31,7 +31,7 @@ use spendgate_wire::{ReadError, RequestFacts, RequestKind, StreamUsage, anthropi
 use std::sync::Arc;
 use std::time::Instant;
 use stream::{MeteredStream, Output};
-use upstream::{Lease, SendError, Sent, UpstreamResponse};
+use upstream::{SendError, Sent, UpstreamResponse};
 
 /// Request bodies up to the providers' own limit (Anthropic's is 32 MB).
 pub const GATEWAY_BODY_LIMIT: usize = 32 << 20;
@@ -762,30 +762,24 @@ enum AnswerError {
     Idle(std::time::Duration),
 }
 
-/// The whole body of an answer; no piece may take longer than `idle` to come.
+/// The whole body of an answer; no piece may take longer than `idle` to come. An answer
+/// in one piece (the common case) is passed on without a copy.
 async fn read_all(resp: UpstreamResponse, idle: std::time::Duration) -> Result<Bytes, AnswerError> {
     use http_body_util::BodyExt;
     let mut body = resp.into_body();
-    let mut whole = BytesMut::new();
-    let mut first: Option<Bytes> = None;
+    let mut pieces: Vec<Bytes> = Vec::new();
     loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
+        match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(AnswerError::Idle(idle)),
             Ok(None) => break,
-            Ok(Some(frame)) => frame?,
-        };
-        let Ok(data) = frame.into_data() else { continue };
-        match first.take() {
-            None if whole.is_empty() => first = Some(data),
-            Some(f) => {
-                whole.extend_from_slice(&f);
-                whole.extend_from_slice(&data);
-            }
-            None => whole.extend_from_slice(&data),
+            Ok(Some(frame)) => pieces.extend(frame?.into_data().ok()),
         }
     }
-    // One piece (the common case): passed on without a copy.
-    Ok(first.unwrap_or_else(|| whole.freeze()))
+    Ok(match pieces.len() {
+        0 => Bytes::new(),
+        1 => pieces.swap_remove(0),
+        _ => Bytes::from(pieces.concat()),
+    })
 }
 
 /// The provider's answer as it is (status, body, passable headers).
@@ -793,6 +787,6 @@ async fn pass_back(sent: Sent, idle: std::time::Duration) -> Result<Response, An
     let Sent { response, lease } = sent;
     let (status, out) = (response.status(), passed_back(&response));
     let body = read_all(response, idle).await?;
-    drop::<Lease>(lease);
+    drop(lease);
     Ok(respond(status, out, Body::from(body)))
 }

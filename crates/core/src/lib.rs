@@ -3,6 +3,7 @@
 //! (callers pass `now`), no randomness (callers pass the random bytes).
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod catalog;
 pub mod cycle;
 pub mod meter;
@@ -12,10 +13,11 @@ pub mod spend_key;
 pub mod timestamp;
 pub mod wallet;
 
+pub use audit::{Action, Actor, AuditEntry};
 pub use catalog::{ApiKey, Catalog, Model, Prices, Provider, TokenUsage, WireFormat};
 pub use cycle::{Cycle, Window};
 pub use money::Usd;
-pub use secret::{KeyHash, Secret, SpendKeyId, WalletId, WalletKeyId};
+pub use secret::{AuditId, KeyHash, Secret, SpendKeyId, WalletId, WalletKeyId};
 pub use spend_key::{
     FieldError, KeyStatus, KeyUsage, Mode, RateLimit, RequestLimit, SpendKey, SpendKeyChanges, SpendLimit, Unusable,
 };

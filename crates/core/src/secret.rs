@@ -149,6 +149,11 @@ id_type!(
     WalletKeyId,
     "wk_"
 );
+id_type!(
+    /// An entry of the audit log.
+    AuditId,
+    "aud_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,13 @@
 //! Operator actions that work directly on the store (the bootstrap: there is no
 //! wallet key yet to call the API with). Used by `spendgate wallets ...`.
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::random;
 use crate::state::AppState;
 use crate::wallet_api::keys;
 use serde_json::json;
-use spendgate_core::{Secret, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId};
+use spendgate_core::{Action, Secret, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId};
 use spendgate_store::Store;
 
 /// Creates a wallet and its first API key. The secret is returned once, here.
@@ -22,7 +23,10 @@ pub async fn create_wallet(
     }
     let wallet = Wallet { id: WalletId::generate(random::bytes()?), name: name.to_string(), created_at: now };
     let (key, secret) = new_wallet_key(&wallet.id, "default", prefix, now)?;
-    store.create_wallet(&wallet, &key).await?;
+    let changes = json!({"name": wallet.name, "wallet_key": wallet_key_settings(&key)});
+    let audit =
+        Principal::operator(wallet.id.clone()).audit(Action::WalletCreated, wallet.id.as_str(), changes, now)?;
+    store.create_wallet(&wallet, &key, &audit).await?;
     Ok((wallet, key, secret))
 }
 
@@ -38,8 +42,30 @@ pub async fn create_wallet_key(
         return Err(ApiError::not_found(format!("no wallet with id {wallet}")));
     }
     let (key, secret) = new_wallet_key(wallet, name, prefix, now)?;
-    store.insert_wallet_key(&key).await?;
+    let audit = Principal::operator(wallet.clone()).audit(
+        Action::WalletKeyCreated,
+        key.id.as_str(),
+        wallet_key_settings(&key),
+        now,
+    )?;
+    store.insert_wallet_key(&key, &audit).await?;
     Ok((key, secret))
+}
+
+/// Revokes a wallet API key; false if the wallet has no such unrevoked key.
+pub async fn revoke_wallet_key(
+    store: &dyn Store,
+    wallet: &WalletId,
+    id: &WalletKeyId,
+    now: Timestamp,
+) -> Result<bool, ApiError> {
+    let audit = Principal::operator(wallet.clone()).audit(Action::WalletKeyRevoked, id.as_str(), json!({}), now)?;
+    Ok(store.revoke_wallet_key(wallet, id, now, &audit).await?)
+}
+
+/// What the audit log records of a new wallet API key (its secret never).
+fn wallet_key_settings(key: &WalletKey) -> serde_json::Value {
+    json!({"name": key.name, "key_preview": key.key_preview})
 }
 
 fn new_wallet_key(
@@ -80,18 +106,19 @@ pub async fn demo_bootstrap(state: &AppState) -> Result<DemoKeys, ApiError> {
         Some(w) => w,
         None => create_wallet(store, WALLET, prefix, now).await?.0,
     };
-    for old in store.list_wallet_keys(&wallet.id).await? {
-        store.revoke_wallet_key(&wallet.id, &old.id, now).await?;
+    for old in store.list_wallet_keys(&wallet.id).await?.iter().filter(|k| k.revoked_at.is_none()) {
+        revoke_wallet_key(store, &wallet.id, &old.id, now).await?;
     }
+    let operator = Principal::operator(wallet.id.clone());
     let (_, wallet_key) = create_wallet_key(store, &wallet.id, "demo", prefix, now).await?;
     let existing = store.list_spend_keys(&wallet.id, None, 100).await?;
     let secret_for = async |name: &str, shape: &str| -> Result<Secret, ApiError> {
         match existing.iter().find(|l| l.key.name == name) {
-            Some(l) => Ok(keys::rotate(state, &wallet.id, &l.key.id).await?.1),
+            Some(l) => Ok(keys::rotate(state, &operator, &l.key.id).await?.1),
             None => {
                 let body =
                     json!({"name": name, "request_shape": shape, "spend_limit": {"amount": "1.00", "cycle": "daily"}});
-                Ok(keys::create(state, &wallet.id, &body).await?.1)
+                Ok(keys::create(state, &operator, &body).await?.1)
             }
         }
     };

@@ -6,7 +6,7 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
-use spendgate_core::{Secret, SpendKey, WalletId, WalletKey, WalletKeyId};
+use spendgate_core::{Action, Actor, AuditEntry, AuditId, Secret, SpendKey, Timestamp, WalletId, WalletKey};
 use spendgate_store::Session;
 use subtle::ConstantTimeEq;
 
@@ -49,17 +49,56 @@ pub fn client_addr(extensions: &axum::http::Extensions) -> Option<std::net::IpAd
     extensions.get::<crate::guard::ClientAddr>().map(|a| a.0)
 }
 
-/// Who is managing a wallet: a wallet API key, or a dashboard session signed in with one.
+/// Who is managing a wallet, and from where: a wallet API key, a dashboard session
+/// signed in with one, or the operator's command.
 #[derive(Clone, Debug)]
 pub struct Principal {
     pub wallet_id: WalletId,
-    pub via: Via,
+    pub actor: Actor,
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Via {
-    Key(WalletKeyId),
-    Session,
+/// The longest user agent the audit log keeps (in characters).
+const USER_AGENT_MAX: usize = 256;
+
+impl Principal {
+    fn of_request(wallet_id: WalletId, actor: Actor, parts: &Parts) -> Principal {
+        Principal { wallet_id, actor, ip: client_addr(&parts.extensions), user_agent: user_agent(&parts.headers) }
+    }
+
+    /// The operator, acting on the store directly (`spendgate wallets ...`, the demo).
+    pub fn operator(wallet_id: WalletId) -> Principal {
+        Principal { wallet_id, actor: Actor::Operator, ip: None, user_agent: None }
+    }
+
+    /// The audit entry for an action of this principal's.
+    pub fn audit(
+        &self,
+        action: Action,
+        target_id: &str,
+        changes: serde_json::Value,
+        now: Timestamp,
+    ) -> Result<AuditEntry, ApiError> {
+        Ok(AuditEntry {
+            id: AuditId::generate(crate::random::bytes()?),
+            wallet_id: self.wallet_id.clone(),
+            actor: self.actor.clone(),
+            action,
+            target_id: target_id.to_string(),
+            changes,
+            ip: self.ip.map(|ip| ip.to_string()),
+            user_agent: self.user_agent.clone(),
+            created_at: now,
+        })
+    }
+}
+
+/// The request's `User-Agent`, cut to [`USER_AGENT_MAX`] characters.
+pub fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let ua = headers.get(axum::http::header::USER_AGENT)?;
+    let ua = String::from_utf8_lossy(ua.as_bytes());
+    Some(ua.chars().take(USER_AGENT_MAX).collect())
 }
 
 /// The dashboard's session cookie.
@@ -101,7 +140,7 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiErro
         && let Some(session) = session(state, &parts.headers).await?
     {
         check_csrf(&session, &parts.method, &parts.headers)?;
-        return Ok(Principal { wallet_id: session.wallet_id, via: Via::Session });
+        return Ok(Principal::of_request(session.wallet_id, Actor::Session(session.wallet_key_id), parts));
     }
     if presented_key(&parts.headers).is_none() && cookie(&parts.headers, SESSION_COOKIE).is_some() {
         return Err(ApiError::unauthorized("your dashboard session has expired or was signed out; sign in again"));
@@ -116,7 +155,7 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiErro
     let addr = client_addr(&parts.extensions);
     state.auth_guard.check(addr)?;
     let key = wallet_key(state, &secret).await.inspect_err(|_| state.auth_guard.failed(addr))?;
-    Ok(Principal { wallet_id: key.wallet_id, via: Via::Key(key.id) })
+    Ok(Principal::of_request(key.wallet_id, Actor::WalletKey(key.id), parts))
 }
 
 /// An authenticated wallet manager: a wallet API key, or a dashboard session (with its

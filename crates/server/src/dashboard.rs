@@ -4,7 +4,7 @@
 //! `x-csrf-token` on every change; the key itself never reaches the browser's storage.
 //! Everything else the dashboard shows comes from the wallet API.
 
-use crate::auth::{SESSION_COOKIE, check_csrf, session};
+use crate::auth::{Principal, SESSION_COOKIE, check_csrf, session, user_agent};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::random;
@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use spendgate_core::Secret;
 use spendgate_core::secret::base62;
+use spendgate_core::{Action, Actor, Secret};
 use spendgate_store::Session;
 
 /// How long a dashboard session lasts.
@@ -106,17 +106,36 @@ async fn sign_in(
         created_at: now,
         expires_at: now.plus_millis(SESSION_HOURS * 3_600_000),
     };
-    state.store.create_session(&session).await?;
+    let by = Principal {
+        wallet_id: session.wallet_id.clone(),
+        actor: Actor::WalletKey(session.wallet_key_id.clone()),
+        ip: addr,
+        user_agent: user_agent(&headers),
+    };
+    let audit = by.audit(Action::SessionCreated, session.wallet_key_id.as_str(), json!({}), now)?;
+    state.store.create_session(&session, &audit).await?;
     tracing::info!(wallet = %session.wallet_id, "dashboard sign-in");
     let mut r = Json(view(&state, &session).await?).into_response();
     r.headers_mut().insert(header::SET_COOKIE, cookie(&headers, token.expose(), SESSION_HOURS * 3600));
     Ok(r)
 }
 
-async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    addr: Option<Extension<crate::guard::ClientAddr>>,
+) -> Result<Response, ApiError> {
     let s = session(&state, &headers).await?.ok_or_else(signed_out)?;
     check_csrf(&s, &Method::DELETE, &headers)?;
-    state.store.revoke_session(&s.token_hash, state.now()).await?;
+    let by = Principal {
+        wallet_id: s.wallet_id.clone(),
+        actor: Actor::Session(s.wallet_key_id.clone()),
+        ip: addr.map(|Extension(a)| a.0),
+        user_agent: user_agent(&headers),
+    };
+    let now = state.now();
+    let audit = by.audit(Action::SessionRevoked, s.wallet_key_id.as_str(), json!({}), now)?;
+    state.store.revoke_session(&s.token_hash, now, &audit).await?;
     let mut r = Json(json!({ "success": true })).into_response();
     r.headers_mut().insert(header::SET_COOKIE, cookie(&headers, "", 0));
     Ok(r)

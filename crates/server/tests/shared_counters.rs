@@ -7,8 +7,8 @@
 
 use spendgate_core::meter::{Admission, CostBound, Meter, ReservationPolicy};
 use spendgate_core::{
-    Catalog, Cycle, KeyStatus, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit, Timestamp, Usd, Wallet,
-    WalletId, WalletKey, WalletKeyId, WireFormat,
+    Action, Catalog, Cycle, KeyStatus, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit, Timestamp, Usd,
+    Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
 };
 use spendgate_server::counters::shared::{Settled, Shared, SharedConfig};
 use spendgate_server::counters::{AdmitError, Hold};
@@ -88,7 +88,9 @@ async fn redis_scripts_decide_as_the_meter_does() {
         created_at: start,
         revoked_at: None,
     };
-    store.create_wallet(&wallet, &wk).await.unwrap();
+    let operator = spendgate_server::auth::Principal::operator(wallet.id.clone());
+    let audit = |action, target: &str| operator.audit(action, target, serde_json::json!({}), start).unwrap();
+    store.create_wallet(&wallet, &wk, &audit(Action::WalletCreated, wallet.id.as_str())).await.unwrap();
     let usd = |s: &str| Usd::parse(s).unwrap();
     let keys = [
         key(1, Some(SpendLimit { amount: usd("0.05"), cycle: Cycle::Daily }), None, None),
@@ -119,7 +121,7 @@ async fn redis_scripts_decide_as_the_meter_does() {
     ];
     let memory = Arc::new(Keys::default());
     for k in &keys {
-        store.insert_spend_key(k).await.unwrap();
+        store.insert_spend_key(k, &audit(Action::SpendKeyCreated, k.id.as_str())).await.unwrap();
         memory.put_new(k.clone());
     }
     let config = SharedConfig { url: format!("{redis_url}/15"), namespace: namespace.clone(), fail_open: false };

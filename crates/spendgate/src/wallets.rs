@@ -145,7 +145,8 @@ pub async fn run(cmd: WalletsCommand) -> anyhow::Result<()> {
         }
         WalletsCommand::Keys(WalletKeysCommand::Revoke { wallet_id, key_id, store: args }) => {
             let (store, _) = open(&args).await?;
-            if !store.revoke_wallet_key(&WalletId::new(&wallet_id), &WalletKeyId::new(&key_id), now()).await? {
+            if !admin::revoke_wallet_key(&*store, &WalletId::new(&wallet_id), &WalletKeyId::new(&key_id), now()).await?
+            {
                 bail!("no active wallet API key {key_id} in wallet {wallet_id}");
             }
             if args.json {

@@ -78,6 +78,14 @@ async fn every_change_survives_a_restart_and_kill_9() {
     let server = Server::start(&dir);
     let spender = Api::new(&server, rotated_again["key"].as_str().unwrap());
     assert_eq!(spender.call("GET", "/v1/models", None).await.status, 200, "the rotation survived kill -9");
+    // Each acknowledged change kept its audit entry, the three before a kill -9 too.
+    let log = Api::new(&server, &wallet_key).call("GET", "/v1/audit_log?limit=100", None).await.body;
+    let actions: Vec<&str> = log["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let mut expected = vec!["spend_key.rotated", "spend_key.updated", "spend_key.created"];
+    expected.extend(["spend_key.revoked", "spend_key.rotated", "spend_key.updated"]);
+    expected.extend(["spend_key.created"; 4]);
+    expected.push("wallet.created");
+    assert_eq!(actions, expected);
     assert!(!server.logs().contains("panicked"));
 }
 

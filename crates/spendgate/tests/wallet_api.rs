@@ -393,3 +393,161 @@ async fn health_readiness_and_wrong_base_urls() {
         assert!(error_of(&r.body).1.contains(hint), "{path}: {}", r.body);
     }
 }
+
+/// Every management action (CLI, wallet API, dashboard) leaves one audit entry: who,
+/// what, when, from where, and what changed, never a secret; each wallet sees its own.
+#[tokio::test]
+async fn every_management_action_is_in_the_audit_log() {
+    let dir = TempDir::new("audit");
+    let started = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let (wallet_id, key_a) = create_wallet(&dir, "acme");
+    let url = dir.db_url();
+    let (ok, out, err) = common::cli(&["wallets", "keys", "create", &wallet_id, "--database", &url, "--json"], &[]);
+    assert!(ok, "{err}");
+    let extra: Value = serde_json::from_str(out.trim()).unwrap();
+    let extra_id = extra["key_id"].as_str().unwrap();
+    let (ok, _, err) = common::cli(&["wallets", "keys", "revoke", &wallet_id, extra_id, "--database", &url], &[]);
+    assert!(ok, "{err}");
+    let (_, key_b) = create_wallet(&dir, "other");
+    let server = Server::start(&dir);
+
+    // Through the wallet API, as a named client.
+    let http = reqwest::Client::builder().user_agent("audit-test/1.0").build().unwrap();
+    let call = async |method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]| {
+        let mut req =
+            http.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", server.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let cookie = resp.headers().get("set-cookie").map(|c| c.to_str().unwrap().to_string());
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null), cookie)
+    };
+    let bearer = format!("Bearer {key_a}");
+    let auth = [("authorization", bearer.as_str())];
+    let (status, created, _) = call(
+        "POST",
+        "/v1/spend_keys",
+        Some(json!({"name": "ci", "spend_limit": {"amount": "5", "cycle": "daily"}})),
+        &auth,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = created["spend_key_id"].as_str().unwrap().to_string();
+    let path = format!("/v1/spend_keys/{id}");
+    let change = json!({"name": "ci-2", "spend_limit": {"amount": "7.5", "cycle": "weekly"}});
+    assert_eq!(call("PATCH", &path, Some(change), &auth).await.0, 200);
+    let (status, rotated, _) = call("POST", &format!("{path}/rotate"), None, &auth).await;
+    assert_eq!(status, 200);
+    // A change that fails leaves no entry.
+    assert_eq!(call("PATCH", &path, Some(json!({"status": "gone"})), &auth).await.0, 400);
+
+    // Through the dashboard, in a session.
+    let (status, session, cookie) = call("POST", "/api/session", Some(json!({"wallet_key": key_a})), &[]).await;
+    assert_eq!(status, 200);
+    let cookie = cookie.unwrap().split(';').next().unwrap().to_string();
+    let csrf = session["csrf_token"].as_str().unwrap().to_string();
+    let in_session = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    assert_eq!(call("PATCH", &path, Some(json!({"status": "paused"})), &in_session).await.0, 200);
+    assert_eq!(call("DELETE", &path, None, &in_session).await.0, 200);
+    assert_eq!(call("DELETE", "/api/session", None, &in_session).await.0, 200);
+
+    let a = Api::new(&server, &key_a);
+    let log = a.call("GET", "/v1/audit_log?limit=100", None).await;
+    assert_eq!(log.status, 200, "{}", log.body);
+    let entries = log.body["data"].as_array().unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "dashboard_session.revoked",
+            "spend_key.revoked",
+            "spend_key.updated",
+            "dashboard_session.created",
+            "spend_key.rotated",
+            "spend_key.updated",
+            "spend_key.created",
+            "wallet_key.revoked",
+            "wallet_key.created",
+            "wallet.created",
+        ]
+    );
+    let by_action = |action: &str| entries.iter().find(|e| e["action"] == action).unwrap();
+
+    // Who and from where.
+    let api_key_actor = by_action("spend_key.created")["actor"].clone();
+    assert_eq!(api_key_actor["type"], "wallet_key");
+    let wallet_key_id = api_key_actor["id"].as_str().unwrap();
+    assert!(wallet_key_id.starts_with("wk_"));
+    for action in ["spend_key.revoked", "dashboard_session.revoked"] {
+        assert_eq!(by_action(action)["actor"], json!({"type": "dashboard_session", "id": wallet_key_id}), "{action}");
+    }
+    assert_eq!(by_action("dashboard_session.created")["actor"], api_key_actor, "signed in with that key");
+    for e in &entries[..7] {
+        assert_eq!(e["ip"], "127.0.0.1", "{e}");
+        assert_eq!(e["user_agent"], "audit-test/1.0", "{e}");
+    }
+    for e in &entries[7..] {
+        assert_eq!(e["actor"], json!({"type": "operator", "id": null}), "{e}");
+        assert_eq!((&e["ip"], &e["user_agent"]), (&Value::Null, &Value::Null), "{e}");
+    }
+    // What, and when.
+    assert_eq!(by_action("wallet_key.revoked")["target_id"], extra_id);
+    assert_eq!(by_action("wallet.created")["target_id"], wallet_id.as_str());
+    assert_eq!(by_action("spend_key.created")["changes"]["spend_limit"], json!({"amount": "5.00", "cycle": "daily"}));
+    assert_eq!(
+        entries[5]["changes"],
+        json!({
+            "name": {"from": "ci", "to": "ci-2"},
+            "spend_limit": {"from": {"amount": "5.00", "cycle": "daily"}, "to": {"amount": "7.50", "cycle": "weekly"}},
+        })
+    );
+    assert_eq!(entries[2]["changes"], json!({"status": {"from": "active", "to": "paused"}}));
+    let preview = &by_action("spend_key.rotated")["changes"]["key_preview"];
+    assert_eq!((&preview["from"], &preview["to"]), (&created["key_preview"], &rotated["key_preview"]));
+    let now = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    for e in entries {
+        let at = time::OffsetDateTime::parse(
+            e["created_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        assert!(started <= at && at <= now, "{e}");
+        assert!(e["audit_id"].as_str().unwrap().starts_with("aud_"));
+    }
+    // Never a secret.
+    let text = log.body.to_string();
+    for secret in
+        [created["key"].as_str().unwrap(), rotated["key"].as_str().unwrap(), &key_a, extra["key"].as_str().unwrap()]
+    {
+        assert!(!text.contains(secret), "a secret is in the audit log");
+    }
+
+    // One target's entries; pages with a cursor; a bad cursor is named.
+    let of_key = a.call("GET", &format!("/v1/audit_log?target_id={id}"), None).await.body;
+    assert_eq!(of_key["data"].as_array().unwrap().len(), 5, "{of_key}");
+    let mut paged = Vec::new();
+    let mut next = "/v1/audit_log?limit=3".to_string();
+    loop {
+        let page = a.call("GET", &next, None).await.body;
+        paged.extend(page["data"].as_array().unwrap().iter().map(|e| e["audit_id"].clone()));
+        match page["next_cursor"].as_str() {
+            Some(c) => next = format!("/v1/audit_log?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, entries.iter().map(|e| e["audit_id"].clone()).collect::<Vec<_>>());
+    let bad = a.call("GET", "/v1/audit_log?cursor=nope", None).await;
+    assert_eq!((bad.status, error_of(&bad.body).2), (400, Some("cursor")));
+
+    // Each wallet sees only its own; a spend key sees nothing.
+    let of_b = Api::new(&server, &key_b).call("GET", "/v1/audit_log", None).await.body;
+    let b_actions: Vec<&str> = of_b["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(b_actions, ["wallet.created"]);
+    let spender = Api::new(&server, rotated["key"].as_str().unwrap());
+    assert_eq!(spender.call("GET", "/v1/audit_log", None).await.status, 401);
+}

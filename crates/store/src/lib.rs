@@ -14,7 +14,8 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use spendgate_core::{
-    KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId,
+    AuditEntry, KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, TokenUsage, Usd, Wallet, WalletId, WalletKey,
+    WalletKeyId,
 };
 use std::sync::Arc;
 
@@ -139,19 +140,30 @@ pub trait Store: Send + Sync + 'static {
     /// Succeeds when the store answers a query.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    // Every change below writes its audit entry in the same transaction: a change is
+    // stored with its entry or not at all.
+
     /// Creates a wallet together with its first API key, atomically.
-    async fn create_wallet(&self, wallet: &Wallet, first_key: &WalletKey) -> Result<(), StoreError>;
+    async fn create_wallet(&self, wallet: &Wallet, first_key: &WalletKey, audit: &AuditEntry)
+    -> Result<(), StoreError>;
     async fn list_wallets(&self) -> Result<Vec<Wallet>, StoreError>;
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError>;
 
-    async fn insert_wallet_key(&self, key: &WalletKey) -> Result<(), StoreError>;
+    async fn insert_wallet_key(&self, key: &WalletKey, audit: &AuditEntry) -> Result<(), StoreError>;
     async fn list_wallet_keys(&self, wallet: &WalletId) -> Result<Vec<WalletKey>, StoreError>;
-    /// Marks a wallet key revoked; false if it does not exist in that wallet or is revoked.
-    async fn revoke_wallet_key(&self, wallet: &WalletId, id: &WalletKeyId, at: Timestamp) -> Result<bool, StoreError>;
+    /// Marks a wallet key revoked; false (and no audit entry) if it does not exist in
+    /// that wallet or is revoked.
+    async fn revoke_wallet_key(
+        &self,
+        wallet: &WalletId,
+        id: &WalletKeyId,
+        at: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
     /// An unrevoked wallet key by the hash of its secret.
     async fn wallet_key_by_hash(&self, hash: &KeyHash) -> Result<Option<WalletKey>, StoreError>;
 
-    async fn insert_spend_key(&self, key: &SpendKey) -> Result<(), StoreError>;
+    async fn insert_spend_key(&self, key: &SpendKey, audit: &AuditEntry) -> Result<(), StoreError>;
     /// An unrevoked spend key of `wallet` (another wallet's key is `None`, as unknown).
     async fn spend_key(&self, wallet: &WalletId, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError>;
     /// Unrevoked keys of `wallet`, newest first, created before `before` (a `seq`).
@@ -162,8 +174,14 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Listed>, StoreError>;
     /// Writes `key` if the stored row still has `expected_version` and is not revoked;
-    /// false otherwise (a concurrent change won: re-read and try again).
-    async fn update_spend_key(&self, key: &SpendKey, expected_version: i64) -> Result<bool, StoreError>;
+    /// false otherwise, and no audit entry (a concurrent change won: re-read and try
+    /// again).
+    async fn update_spend_key(
+        &self,
+        key: &SpendKey,
+        expected_version: i64,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
 
     /// A spend key by id, whatever its wallet, revoked or not (a gateway refreshing its
     /// copy after another instance changed the key).
@@ -206,10 +224,21 @@ pub trait Store: Send + Sync + 'static {
         to: Timestamp,
     ) -> Result<Vec<ModelTotal>, StoreError>;
 
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn create_session(&self, session: &Session, audit: &AuditEntry) -> Result<(), StoreError>;
     /// A live session: not revoked, not expired at `now`, its wallet key not revoked.
     async fn session(&self, token_hash: &KeyHash, now: Timestamp) -> Result<Option<Session>, StoreError>;
-    async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp) -> Result<(), StoreError>;
+    /// Ends a session (no audit entry if it had already ended).
+    async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp, audit: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Audit entries of `wallet` (about one target, if given), newest first, before
+    /// `before` (a `seq`).
+    async fn audit_log(
+        &self,
+        wallet: &WalletId,
+        target: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEntry)>, StoreError>;
 
     /// Usage of a key: totals, and figures since the starts of its spend and request cycles.
     async fn key_usage(

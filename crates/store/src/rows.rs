@@ -4,8 +4,8 @@
 
 use crate::{DayTotal, Listed, ModelTotal, RequestRecord, Session, StoreError, UsageDay, UsageTotal};
 use spendgate_core::{
-    Cycle, KeyHash, KeyStatus, KeyUsage, RateLimit, RequestLimit, SpendKey, SpendKeyId, SpendLimit, Timestamp,
-    TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
+    Action, Actor, AuditEntry, AuditId, Cycle, KeyHash, KeyStatus, KeyUsage, RateLimit, RequestLimit, SpendKey,
+    SpendKeyId, SpendLimit, Timestamp, TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
 };
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
@@ -197,6 +197,57 @@ where
         created_at: ts(r.i64("created_at")?),
         expires_at: ts(r.i64("expires_at")?),
     })
+}
+
+/// The insert of one audit entry (any backend's placeholders).
+pub(crate) fn insert_audit<'a, DB: Database>(e: &'a AuditEntry) -> QueryBuilder<'a, DB>
+where
+    &'a str: Encode<'a, DB> + Type<DB>,
+    String: Encode<'a, DB> + Type<DB>,
+    Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new(
+        "INSERT INTO audit_log (id, wallet_id, actor_kind, actor_id, action, target_id, changes, ip, user_agent, \
+         created_at) ",
+    );
+    let (kind, actor_id) = e.actor.parts();
+    q.push_values([e], |mut b, e| {
+        b.push_bind(e.id.as_str())
+            .push_bind(e.wallet_id.as_str())
+            .push_bind(kind)
+            .push_bind(actor_id)
+            .push_bind(e.action.as_str())
+            .push_bind(e.target_id.as_str())
+            .push_bind(e.changes.to_string())
+            .push_bind(e.ip.as_deref())
+            .push_bind(e.user_agent.as_deref())
+            .push_bind(e.created_at.unix_millis());
+    });
+    q
+}
+
+pub(crate) fn audit_entry<'r, R: Decodes<'r>>(r: &'r R) -> Result<(i64, AuditEntry), StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    let kind = r.text("actor_kind")?;
+    let actor_id = r.opt_text("actor_id")?;
+    let action = r.text("action")?;
+    let changes = r.text("changes")?;
+    let entry = AuditEntry {
+        id: AuditId::new(r.text("id")?),
+        wallet_id: WalletId::new(r.text("wallet_id")?),
+        actor: Actor::from_parts(&kind, actor_id.as_deref())
+            .ok_or_else(|| corrupt(format!("audit actor {kind:?} {actor_id:?}")))?,
+        action: Action::parse(&action).ok_or_else(|| corrupt(format!("audit action {action:?}")))?,
+        target_id: r.text("target_id")?,
+        changes: serde_json::from_str(&changes).map_err(|e| corrupt(format!("audit changes: {e}")))?,
+        ip: r.opt_text("ip")?,
+        user_agent: r.opt_text("user_agent")?,
+        created_at: ts(r.i64("created_at")?),
+    };
+    Ok((r.i64("seq")?, entry))
 }
 
 /// `key_id, day, spend_nanos, requests`.

@@ -4,8 +4,8 @@
 
 use spendgate_core::secret::{SPEND_KEY_PREFIX, WALLET_KEY_PREFIX};
 use spendgate_core::{
-    Cycle, KeyStatus, RateLimit, RequestLimit, Secret, SpendKey, SpendKeyId, SpendLimit, Timestamp, TokenUsage, Usd,
-    Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
+    Action, Actor, AuditEntry, AuditId, Cycle, KeyStatus, RateLimit, RequestLimit, Secret, SpendKey, SpendKeyId,
+    SpendLimit, Timestamp, TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
 };
 use spendgate_store::testing::TestDatabase;
 use spendgate_store::{RequestRecord, Session, Store};
@@ -64,6 +64,20 @@ fn spend_key(wallet: &WalletId, name: &str, now: Timestamp) -> SpendKey {
     }
 }
 
+fn audit(wallet: &WalletId, action: Action, target: &str) -> AuditEntry {
+    AuditEntry {
+        id: AuditId::generate(entropy()),
+        wallet_id: wallet.clone(),
+        actor: Actor::WalletKey(WalletKeyId::new("wk_auditor")),
+        action,
+        target_id: target.into(),
+        changes: serde_json::json!({"name": {"from": "a", "to": "b"}}),
+        ip: Some("192.0.2.7".into()),
+        user_agent: Some("suite/1".into()),
+        created_at: t("2026-11-23T10:00:00Z"),
+    }
+}
+
 fn record(key: &SpendKey, at: &str, cost: &str) -> RequestRecord {
     RequestRecord {
         id: format!("req_{}", SEED.fetch_add(1, Ordering::Relaxed)),
@@ -87,9 +101,12 @@ async fn suite(store: Arc<dyn Store>) {
     // Wallets and their keys.
     let (wa, ka, secret_a) = wallet(now);
     let (wb, kb, _) = wallet(now);
-    store.create_wallet(&wa, &ka).await.unwrap();
-    store.create_wallet(&wb, &kb).await.unwrap();
-    assert!(store.create_wallet(&wa, &ka).await.is_err(), "duplicate wallet refused");
+    store.create_wallet(&wa, &ka, &audit(&wa.id, Action::WalletCreated, wa.id.as_str())).await.unwrap();
+    store.create_wallet(&wb, &kb, &audit(&wb.id, Action::WalletCreated, wb.id.as_str())).await.unwrap();
+    assert!(
+        store.create_wallet(&wa, &ka, &audit(&wa.id, Action::WalletCreated, wa.id.as_str())).await.is_err(),
+        "duplicate wallet refused"
+    );
     let wallets = store.list_wallets().await.unwrap();
     assert!(wallets.contains(&wa) && wallets.contains(&wb));
     assert_eq!(store.wallet(&wa.id).await.unwrap(), Some(wa.clone()));
@@ -98,16 +115,33 @@ async fn suite(store: Arc<dyn Store>) {
 
     let (_, mut ka2, secret_a2) = wallet(now);
     ka2.wallet_id = wa.id.clone();
-    store.insert_wallet_key(&ka2).await.unwrap();
+    store.insert_wallet_key(&ka2, &audit(&ka2.wallet_id, Action::WalletKeyCreated, ka2.id.as_str())).await.unwrap();
     assert_eq!(store.list_wallet_keys(&wa.id).await.unwrap().len(), 2);
-    assert!(!store.revoke_wallet_key(&wb.id, &ka2.id, now).await.unwrap(), "other wallet cannot revoke");
-    assert!(store.revoke_wallet_key(&wa.id, &ka2.id, now).await.unwrap());
-    assert!(!store.revoke_wallet_key(&wa.id, &ka2.id, now).await.unwrap(), "revoking twice is a no-op");
+    assert!(
+        !store
+            .revoke_wallet_key(&wb.id, &ka2.id, now, &audit(&wb.id, Action::WalletKeyRevoked, ka2.id.as_str()))
+            .await
+            .unwrap(),
+        "other wallet cannot revoke"
+    );
+    assert!(
+        store
+            .revoke_wallet_key(&wa.id, &ka2.id, now, &audit(&wa.id, Action::WalletKeyRevoked, ka2.id.as_str()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_wallet_key(&wa.id, &ka2.id, now, &audit(&wa.id, Action::WalletKeyRevoked, ka2.id.as_str()))
+            .await
+            .unwrap(),
+        "revoking twice is a no-op"
+    );
     assert_eq!(store.wallet_key_by_hash(&secret_a2.hash()).await.unwrap(), None, "revoked key no longer authenticates");
 
     // Spend keys round-trip every field.
     let k1 = spend_key(&wa.id, "first", now);
-    store.insert_spend_key(&k1).await.unwrap();
+    store.insert_spend_key(&k1, &audit(&k1.wallet_id, Action::SpendKeyCreated, k1.id.as_str())).await.unwrap();
     assert_eq!(store.spend_key(&wa.id, &k1.id).await.unwrap(), Some(k1.clone()));
     assert_eq!(store.spend_key(&wb.id, &k1.id).await.unwrap(), None, "wallet isolation");
     let mut bare = spend_key(&wa.id, "bare", now);
@@ -119,12 +153,15 @@ async fn suite(store: Arc<dyn Store>) {
     bare.expires_at = None;
     bare.status = KeyStatus::Active;
     bare.request_shape = WireFormat::OpenAi;
-    store.insert_spend_key(&bare).await.unwrap();
+    store.insert_spend_key(&bare, &audit(&bare.wallet_id, Action::SpendKeyCreated, bare.id.as_str())).await.unwrap();
     assert_eq!(store.spend_key(&wa.id, &bare.id).await.unwrap(), Some(bare.clone()));
 
     // Newest first with a cursor.
     for i in 0..5 {
-        store.insert_spend_key(&spend_key(&wa.id, &format!("k{i}"), now)).await.unwrap();
+        store
+            .insert_spend_key(&spend_key(&wa.id, &format!("k{i}"), now), &audit(&wa.id, Action::SpendKeyCreated, "k"))
+            .await
+            .unwrap();
     }
     let page1 = store.list_spend_keys(&wa.id, None, 3).await.unwrap();
     let names: Vec<_> = page1.iter().map(|l| l.key.name.as_str()).collect();
@@ -139,22 +176,70 @@ async fn suite(store: Arc<dyn Store>) {
     changed.name = "renamed".into();
     changed.spend_limit = None;
     changed.version += 1;
-    assert!(store.update_spend_key(&changed, k1.version).await.unwrap());
-    assert!(!store.update_spend_key(&changed, k1.version).await.unwrap(), "stale version refused");
+    assert!(
+        store
+            .update_spend_key(
+                &changed,
+                k1.version,
+                &audit(&changed.wallet_id, Action::SpendKeyUpdated, changed.id.as_str())
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_spend_key(
+                &changed,
+                k1.version,
+                &audit(&changed.wallet_id, Action::SpendKeyUpdated, changed.id.as_str())
+            )
+            .await
+            .unwrap(),
+        "stale version refused"
+    );
     assert_eq!(store.spend_key(&wa.id, &k1.id).await.unwrap(), Some(changed.clone()));
     let mut foreign = changed.clone();
     foreign.wallet_id = wb.id.clone();
     foreign.version += 1;
-    assert!(!store.update_spend_key(&foreign, changed.version).await.unwrap(), "other wallet cannot update");
+    assert!(
+        !store
+            .update_spend_key(
+                &foreign,
+                changed.version,
+                &audit(&foreign.wallet_id, Action::SpendKeyUpdated, foreign.id.as_str())
+            )
+            .await
+            .unwrap(),
+        "other wallet cannot update"
+    );
     let mut revoked = changed.clone();
     revoked.revoked_at = Some(now);
     revoked.version += 1;
-    assert!(store.update_spend_key(&revoked, changed.version).await.unwrap());
+    assert!(
+        store
+            .update_spend_key(
+                &revoked,
+                changed.version,
+                &audit(&revoked.wallet_id, Action::SpendKeyUpdated, revoked.id.as_str())
+            )
+            .await
+            .unwrap()
+    );
     assert_eq!(store.spend_key(&wa.id, &k1.id).await.unwrap(), None);
     assert!(store.list_spend_keys(&wa.id, None, 100).await.unwrap().iter().all(|l| l.key.id != k1.id));
     let mut again = revoked.clone();
     again.version += 1;
-    assert!(!store.update_spend_key(&again, revoked.version).await.unwrap(), "revoked keys are final");
+    assert!(
+        !store
+            .update_spend_key(
+                &again,
+                revoked.version,
+                &audit(&again.wallet_id, Action::SpendKeyUpdated, again.id.as_str())
+            )
+            .await
+            .unwrap(),
+        "revoked keys are final"
+    );
     // A gateway's lookups find any key, revoked too, whatever its wallet.
     assert_eq!(store.spend_key_by_id(&k1.id).await.unwrap(), Some(revoked.clone()));
     assert_eq!(store.spend_key_by_hash(&revoked.key_hash).await.unwrap(), Some(revoked.clone()));
@@ -244,16 +329,56 @@ async fn suite(store: Arc<dyn Store>) {
         created_at: now,
         expires_at: now.plus_millis(60_000),
     };
-    store.create_session(&session).await.unwrap();
+    store
+        .create_session(&session, &audit(&session.wallet_id, Action::SessionCreated, session.wallet_key_id.as_str()))
+        .await
+        .unwrap();
     assert_eq!(store.session(&session.token_hash, now).await.unwrap(), Some(session.clone()));
     assert_eq!(store.session(&session.token_hash, now.plus_millis(60_000)).await.unwrap(), None, "expired");
     assert_eq!(store.session(&Secret::presented("other").hash(), now).await.unwrap(), None);
-    store.revoke_session(&session.token_hash, now).await.unwrap();
+    store
+        .revoke_session(
+            &session.token_hash,
+            now,
+            &audit(&session.wallet_id, Action::SessionRevoked, session.wallet_key_id.as_str()),
+        )
+        .await
+        .unwrap();
     assert_eq!(store.session(&session.token_hash, now).await.unwrap(), None, "revoked");
     let second =
         Session { token_hash: Secret::presented("second").hash(), wallet_key_id: ka2.id.clone(), ..session.clone() };
-    store.create_session(&second).await.unwrap();
+    store
+        .create_session(&second, &audit(&second.wallet_id, Action::SessionCreated, second.wallet_key_id.as_str()))
+        .await
+        .unwrap();
     assert_eq!(store.session(&second.token_hash, now).await.unwrap(), None, "its wallet key was revoked");
+    store.revoke_session(&session.token_hash, now, &audit(&wa.id, Action::SessionRevoked, "again")).await.unwrap();
+
+    // The audit log holds an entry for each change that was made, none for a change
+    // refused (duplicate, stale, foreign, already done), newest first, per wallet.
+    let log = store.audit_log(&wa.id, None, None, 100).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|(_, e)| e.action.as_str()).collect();
+    let mut expected = vec![
+        "dashboard_session.created",
+        "dashboard_session.revoked",
+        "dashboard_session.created",
+        "spend_key.updated",
+        "spend_key.updated",
+    ];
+    expected.extend(["spend_key.created"; 7]);
+    expected.extend(["wallet_key.revoked", "wallet_key.created", "wallet.created"]);
+    assert_eq!(actions, expected);
+    assert!(log.windows(2).all(|w| w[0].0 > w[1].0), "newest first");
+    let (_, first) = log.last().unwrap();
+    assert_eq!(first.changes, serde_json::json!({"name": {"from": "a", "to": "b"}}));
+    assert_eq!((first.ip.as_deref(), first.user_agent.as_deref()), (Some("192.0.2.7"), Some("suite/1")));
+    assert_eq!(first.actor, Actor::WalletKey(WalletKeyId::new("wk_auditor")));
+    let of_wb = store.audit_log(&wb.id, None, None, 100).await.unwrap();
+    assert_eq!(of_wb.iter().map(|(_, e)| e.action).collect::<Vec<_>>(), [Action::WalletCreated]);
+    let of_k1 = store.audit_log(&wa.id, Some(k1.id.as_str()), None, 100).await.unwrap();
+    assert_eq!(of_k1.len(), 3, "k1: created, updated, revoked");
+    let page = store.audit_log(&wa.id, None, Some(log[2].0), 2).await.unwrap();
+    assert_eq!(page, log[3..5].to_vec());
 
     // A retried batch (or a record listed twice) counts once.
     let first = record(&bare, "2026-11-23T09:00:00Z", "1");
@@ -307,9 +432,9 @@ async fn counter_rebuilds_exclude_record_writers() {
     let store = spendgate_store::open(&db.url).await.unwrap();
     let now = t("2026-11-23T10:00:00Z");
     let (w, k, _) = wallet(now);
-    store.create_wallet(&w, &k).await.unwrap();
+    store.create_wallet(&w, &k, &audit(&w.id, Action::WalletCreated, w.id.as_str())).await.unwrap();
     let key = spend_key(&w.id, "k", now);
-    store.insert_spend_key(&key).await.unwrap();
+    store.insert_spend_key(&key, &audit(&key.wallet_id, Action::SpendKeyCreated, key.id.as_str())).await.unwrap();
     assert_eq!(store.record_requests(&[record(&key, "2026-11-23T09:00:00Z", "1")]).await.unwrap().epoch, "");
     assert_eq!(store.counter_epoch().await.unwrap(), "");
 

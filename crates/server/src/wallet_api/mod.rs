@@ -1,6 +1,7 @@
-//! The wallet API (`/v1/spend_keys`, `/v1/models`): thin handlers that parse, call
-//! [`keys`], and render [`views`].
+//! The wallet API (`/v1/spend_keys`, usage, requests, `/v1/audit_log`, `/v1/models`):
+//! thin handlers that parse, call [`keys`], and render [`views`].
 
+pub mod audit;
 pub mod keys;
 pub mod usage;
 pub mod views;
@@ -33,6 +34,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/v1/usage", get(usage::wallet_usage))
         .route("/v1/requests", get(usage::list_requests))
         .route("/v1/requests/export", get(usage::export_requests))
+        .route("/v1/audit_log", get(audit::list))
         .route("/v1/models", get(models))
 }
 
@@ -50,7 +52,7 @@ async fn create(
     WalletAuth(auth): WalletAuth,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (key, secret) = keys::create(&state, &auth.wallet_id, &body).await?;
+    let (key, secret) = keys::create(&state, &auth, &body).await?;
     Ok((StatusCode::CREATED, Json(render(&state, &key, Some(&secret)).await?)))
 }
 
@@ -115,7 +117,7 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<SpendKeyView>, ApiError> {
-    let key = keys::update(&state, &auth.wallet_id, &SpendKeyId::new(id), &body).await?;
+    let key = keys::update(&state, &auth, &SpendKeyId::new(id), &body).await?;
     Ok(Json(render(&state, &key, None).await?))
 }
 
@@ -124,7 +126,7 @@ async fn rotate(
     WalletAuth(auth): WalletAuth,
     Path(id): Path<String>,
 ) -> Result<Json<SpendKeyView>, ApiError> {
-    let (key, secret) = keys::rotate(&state, &auth.wallet_id, &SpendKeyId::new(id)).await?;
+    let (key, secret) = keys::rotate(&state, &auth, &SpendKeyId::new(id)).await?;
     Ok(Json(render(&state, &key, Some(&secret)).await?))
 }
 
@@ -133,7 +135,7 @@ async fn revoke(
     WalletAuth(auth): WalletAuth,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    keys::revoke(&state, &auth.wallet_id, &SpendKeyId::new(id)).await?;
+    keys::revoke(&state, &auth, &SpendKeyId::new(id)).await?;
     Ok(Json(json!({ "success": true })))
 }
 

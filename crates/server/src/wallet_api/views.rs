@@ -74,6 +74,27 @@ impl SpendKeyView {
     }
 }
 
+/// The fields of [`SpendKeyView`] that are not settings (ids, usage, the creation time).
+const NOT_SETTINGS: &[&str] = &[
+    "spend_key_id",
+    "wallet_id",
+    "current_spend",
+    "total_spend",
+    "current_requests",
+    "total_requests",
+    "last_used_at",
+    "created_at",
+];
+
+/// A key's settings as the API shows them: what the audit log records and compares.
+pub fn settings(k: &SpendKey) -> serde_json::Value {
+    let mut v = serde_json::to_value(SpendKeyView::new(k, &KeyUsage::default(), None)).unwrap_or_default();
+    if let Some(fields) = v.as_object_mut() {
+        fields.retain(|f, _| !NOT_SETTINGS.contains(&f.as_str()));
+    }
+    v
+}
+
 #[derive(Serialize)]
 pub struct ListView<T> {
     pub data: Vec<T>,

@@ -5,7 +5,10 @@ use crate::StoreError;
 use sqlx::{Connection, PgPool, Row};
 
 /// (version, name, SQL). Append only: never edit a released migration.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../../migrations/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
+    (2, "audit_log", include_str!("../../migrations/postgres/0002_audit_log.sql")),
+];
 
 /// ASCII "sgmigrat".
 const MIGRATION_LOCK: i64 = 0x7367_6d69_6772_6174;

@@ -12,7 +12,9 @@ use crate::{
     UsageDay, UsageTotal,
 };
 use async_trait::async_trait;
-use spendgate_core::{KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId};
+use spendgate_core::{
+    AuditEntry, KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool, Postgres, QueryBuilder, Row, Transaction};
 use std::collections::HashSet;
@@ -86,6 +88,11 @@ async fn usage_totals<'e>(exec: impl Executor<'e, Database = Postgres>) -> Resul
     rows.iter().map(rows::usage_total).collect()
 }
 
+async fn insert_audit(tx: &mut sqlx::PgConnection, e: &AuditEntry) -> Result<(), StoreError> {
+    rows::insert_audit::<Postgres>(e).build().execute(tx).await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -93,7 +100,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn create_wallet(&self, wallet: &Wallet, first_key: &WalletKey) -> Result<(), StoreError> {
+    async fn create_wallet(
+        &self,
+        wallet: &Wallet,
+        first_key: &WalletKey,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO wallets (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(wallet.id.as_str())
@@ -102,6 +114,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         insert_wallet_key(&mut *tx, first_key).await?;
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -121,8 +134,12 @@ impl Store for PostgresStore {
         row.as_ref().map(rows::wallet).transpose()
     }
 
-    async fn insert_wallet_key(&self, key: &WalletKey) -> Result<(), StoreError> {
-        insert_wallet_key(&self.pool, key).await
+    async fn insert_wallet_key(&self, key: &WalletKey, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_wallet_key(&mut *tx, key).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn list_wallet_keys(&self, wallet: &WalletId) -> Result<Vec<WalletKey>, StoreError> {
@@ -133,16 +150,28 @@ impl Store for PostgresStore {
         rows.iter().map(rows::wallet_key).collect()
     }
 
-    async fn revoke_wallet_key(&self, wallet: &WalletId, id: &WalletKeyId, at: Timestamp) -> Result<bool, StoreError> {
+    async fn revoke_wallet_key(
+        &self,
+        wallet: &WalletId,
+        id: &WalletKeyId,
+        at: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE wallet_keys SET revoked_at = $1 WHERE id = $2 AND wallet_id = $3 AND revoked_at IS NULL",
         )
         .bind(at.unix_millis())
         .bind(id.as_str())
         .bind(wallet.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn wallet_key_by_hash(&self, hash: &KeyHash) -> Result<Option<WalletKey>, StoreError> {
@@ -154,11 +183,14 @@ impl Store for PostgresStore {
         Ok(key.filter(|k| k.key_hash.ct_eq(hash)))
     }
 
-    async fn insert_spend_key(&self, key: &SpendKey) -> Result<(), StoreError> {
+    async fn insert_spend_key(&self, key: &SpendKey, audit: &AuditEntry) -> Result<(), StoreError> {
         let columns = SPEND_KEY_COLUMNS.trim_start_matches("seq, ");
         let marks: Vec<String> = (1..=columns.split(", ").count()).map(mark).collect();
         let sql = format!("INSERT INTO spend_keys ({columns}) VALUES ({})", marks.join(", "));
-        bind_spend_key(sqlx::query(&sql), key).execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        bind_spend_key(sqlx::query(&sql), key).execute(&mut *tx).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -189,7 +221,12 @@ impl Store for PostgresStore {
         rows.iter().map(rows::spend_key).collect()
     }
 
-    async fn update_spend_key(&self, key: &SpendKey, expected_version: i64) -> Result<bool, StoreError> {
+    async fn update_spend_key(
+        &self,
+        key: &SpendKey,
+        expected_version: i64,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         let n = SPEND_KEY_COLUMNS.split(", ").count() - 1;
         let sql = format!(
             "UPDATE spend_keys SET {} WHERE id = {} AND wallet_id = {} AND version = {} AND revoked_at IS NULL",
@@ -198,13 +235,19 @@ impl Store for PostgresStore {
             mark(n + 2),
             mark(n + 3)
         );
+        let mut tx = self.pool.begin().await?;
         let done = bind_spend_key(sqlx::query(&sql), key)
             .bind(key.id.as_str())
             .bind(key.wallet_id.as_str())
             .bind(expected_version)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn spend_key_by_id(&self, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError> {
@@ -345,7 +388,8 @@ impl Store for PostgresStore {
         rows.iter().map(rows::model_total).collect()
     }
 
-    async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
+    async fn create_session(&self, s: &Session, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO dashboard_sessions (token_hash, wallet_id, wallet_key_id, csrf_token, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -356,8 +400,10 @@ impl Store for PostgresStore {
         .bind(&s.csrf_token)
         .bind(s.created_at.unix_millis())
         .bind(s.expires_at.unix_millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -374,13 +420,39 @@ impl Store for PostgresStore {
         Ok(session.filter(|s| s.token_hash.ct_eq(token_hash)))
     }
 
-    async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp) -> Result<(), StoreError> {
-        sqlx::query("UPDATE dashboard_sessions SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL")
-            .bind(at.unix_millis())
-            .bind(&token_hash.0[..])
-            .execute(&self.pool)
-            .await?;
+    async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE dashboard_sessions SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL")
+                .bind(at.unix_millis())
+                .bind(&token_hash.0[..])
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 1 {
+            insert_audit(&mut tx, audit).await?;
+            tx.commit().await?;
+        }
         Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        wallet: &WalletId,
+        target: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEntry)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE wallet_id = $1 AND ($2::TEXT IS NULL OR target_id = $2) AND seq < $3 \
+             ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(wallet.as_str())
+        .bind(target)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::audit_entry).collect()
     }
 
     async fn key_usage(

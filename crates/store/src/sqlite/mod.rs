@@ -6,7 +6,9 @@ mod migrate;
 use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, bind_spend_key};
 use crate::{Committed, DayTotal, KeyHistory, Listed, ModelTotal, RequestRecord, Session, Store, StoreError};
 use async_trait::async_trait;
-use spendgate_core::{KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId};
+use spendgate_core::{
+    AuditEntry, KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 use std::collections::HashSet;
@@ -69,6 +71,11 @@ async fn insert_wallet_key<'e>(
     Ok(())
 }
 
+async fn insert_audit(tx: &mut sqlx::SqliteConnection, e: &AuditEntry) -> Result<(), StoreError> {
+    rows::insert_audit::<sqlx::Sqlite>(e).build().execute(tx).await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -76,7 +83,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_wallet(&self, wallet: &Wallet, first_key: &WalletKey) -> Result<(), StoreError> {
+    async fn create_wallet(
+        &self,
+        wallet: &Wallet,
+        first_key: &WalletKey,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO wallets (id, name, created_at) VALUES (?, ?, ?)")
             .bind(wallet.id.as_str())
@@ -85,6 +97,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         insert_wallet_key(&mut *tx, first_key).await?;
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -104,8 +117,12 @@ impl Store for SqliteStore {
         row.as_ref().map(rows::wallet).transpose()
     }
 
-    async fn insert_wallet_key(&self, key: &WalletKey) -> Result<(), StoreError> {
-        insert_wallet_key(&self.pool, key).await
+    async fn insert_wallet_key(&self, key: &WalletKey, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_wallet_key(&mut *tx, key).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn list_wallet_keys(&self, wallet: &WalletId) -> Result<Vec<WalletKey>, StoreError> {
@@ -116,15 +133,27 @@ impl Store for SqliteStore {
         rows.iter().map(rows::wallet_key).collect()
     }
 
-    async fn revoke_wallet_key(&self, wallet: &WalletId, id: &WalletKeyId, at: Timestamp) -> Result<bool, StoreError> {
+    async fn revoke_wallet_key(
+        &self,
+        wallet: &WalletId,
+        id: &WalletKeyId,
+        at: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("UPDATE wallet_keys SET revoked_at = ? WHERE id = ? AND wallet_id = ? AND revoked_at IS NULL")
                 .bind(at.unix_millis())
                 .bind(id.as_str())
                 .bind(wallet.as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn wallet_key_by_hash(&self, hash: &KeyHash) -> Result<Option<WalletKey>, StoreError> {
@@ -136,13 +165,16 @@ impl Store for SqliteStore {
         Ok(key.filter(|k| k.key_hash.ct_eq(hash)))
     }
 
-    async fn insert_spend_key(&self, key: &SpendKey) -> Result<(), StoreError> {
+    async fn insert_spend_key(&self, key: &SpendKey, audit: &AuditEntry) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO spend_keys ({}) VALUES ({})",
             SPEND_KEY_COLUMNS.trim_start_matches("seq, "),
             ["?"; 20].join(", ")
         );
-        bind_spend_key(sqlx::query(&sql), key).execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        bind_spend_key(sqlx::query(&sql), key).execute(&mut *tx).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -172,18 +204,29 @@ impl Store for SqliteStore {
         rows.iter().map(rows::spend_key).collect()
     }
 
-    async fn update_spend_key(&self, key: &SpendKey, expected_version: i64) -> Result<bool, StoreError> {
+    async fn update_spend_key(
+        &self,
+        key: &SpendKey,
+        expected_version: i64,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         let sql = format!(
             "UPDATE spend_keys SET {} WHERE id = ? AND wallet_id = ? AND version = ? AND revoked_at IS NULL",
             rows::spend_key_assignments(|_| "?".to_string())
         );
+        let mut tx = self.pool.begin().await?;
         let done = bind_spend_key(sqlx::query(&sql), key)
             .bind(key.id.as_str())
             .bind(key.wallet_id.as_str())
             .bind(expected_version)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn spend_key_by_id(&self, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError> {
@@ -350,7 +393,8 @@ impl Store for SqliteStore {
         rows.iter().map(rows::model_total).collect()
     }
 
-    async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
+    async fn create_session(&self, s: &Session, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO dashboard_sessions (token_hash, wallet_id, wallet_key_id, csrf_token, created_at, expires_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -361,8 +405,10 @@ impl Store for SqliteStore {
         .bind(&s.csrf_token)
         .bind(s.created_at.unix_millis())
         .bind(s.expires_at.unix_millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -379,13 +425,40 @@ impl Store for SqliteStore {
         Ok(session.filter(|s| s.token_hash.ct_eq(token_hash)))
     }
 
-    async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp) -> Result<(), StoreError> {
-        sqlx::query("UPDATE dashboard_sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL")
-            .bind(at.unix_millis())
-            .bind(&token_hash.0[..])
-            .execute(&self.pool)
-            .await?;
+    async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE dashboard_sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL")
+                .bind(at.unix_millis())
+                .bind(&token_hash.0[..])
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 1 {
+            insert_audit(&mut tx, audit).await?;
+            tx.commit().await?;
+        }
         Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        wallet: &WalletId,
+        target: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEntry)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE wallet_id = ? AND (? IS NULL OR target_id = ?) AND seq < ? \
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(wallet.as_str())
+        .bind(target)
+        .bind(target)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::audit_entry).collect()
     }
 
     async fn key_usage(

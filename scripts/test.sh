@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Dependency policy: licenses, bans, sources, RustSec advisories.
+scripts/deny.sh
 cargo build --locked --workspace --all-targets
 cargo test --locked --workspace
 export SPENDGATE_BIN="$PWD/target/debug/spendgate"

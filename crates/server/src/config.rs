@@ -61,6 +61,12 @@ pub struct ServerSection {
     pub header_timeout_ms: Option<u64>,
     pub body_timeout_ms: Option<u64>,
     pub shutdown_grace_ms: Option<u64>,
+    /// A second listener for the wallet API and the dashboard; the main one then serves
+    /// only the gateway.
+    pub admin_listen: Option<String>,
+    /// PEM files: with both, the listeners speak TLS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The server's limits on clients, validated.
@@ -72,6 +78,9 @@ pub struct ServerPolicy {
     pub body_timeout: Duration,
     /// On SIGTERM, how long requests in flight (streams included) may take to finish.
     pub shutdown_grace: Duration,
+    /// Where the wallet API and the dashboard are served, when not on the main listener.
+    pub admin_listen: Option<SocketAddr>,
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for ServerPolicy {
@@ -80,6 +89,8 @@ impl Default for ServerPolicy {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            admin_listen: None,
+            tls: None,
         }
     }
 }
@@ -99,12 +110,40 @@ fn millis(
 }
 
 impl ServerSection {
-    fn resolve(self) -> Result<ServerPolicy, ConfigError> {
+    /// `base`: the config file's directory, which relative file names are taken from.
+    fn resolve(self, o: &Overrides, listen: SocketAddr, base: &Path) -> Result<ServerPolicy, ConfigError> {
         let d = ServerPolicy::default();
+        let field = |field, reason: &str| ConfigError::Field { section: "server", field, reason: reason.into() };
+        let admin_listen = match o.admin_listen.clone().or(self.admin_listen) {
+            None => None,
+            Some(text) => {
+                let addr: SocketAddr = text
+                    .parse()
+                    .map_err(|_| field("admin_listen", &format!("{text:?} is not HOST:PORT with an IP host")))?;
+                if addr == listen && addr.port() != 0 {
+                    return Err(field("admin_listen", &format!("{addr} is also the main listen address")));
+                }
+                Some(addr)
+            }
+        };
+        // Flags and the environment are taken from the working directory, the file's
+        // settings from the file's.
+        let cert = o.tls_cert.clone().or_else(|| self.tls_cert.map(|p| base.join(p)));
+        let key = o.tls_key.clone().or_else(|| self.tls_key.map(|p| base.join(p)));
+        let tls = match (cert, key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (Some(_), None) => {
+                return Err(field("tls_key", "is required with tls_cert (the certificate's private key)"));
+            }
+            (None, Some(_)) => return Err(field("tls_cert", "is required with tls_key (the certificate chain)")),
+        };
         Ok(ServerPolicy {
             header_timeout: millis("server", "header_timeout_ms", self.header_timeout_ms, d.header_timeout)?,
             body_timeout: millis("server", "body_timeout_ms", self.body_timeout_ms, d.body_timeout)?,
             shutdown_grace: millis("server", "shutdown_grace_ms", self.shutdown_grace_ms, d.shutdown_grace)?,
+            admin_listen,
+            tls,
         })
     }
 }
@@ -184,6 +223,9 @@ pub struct ClusterSection {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub database: Option<String>,
     pub redis: Option<String>,
     pub config: Option<PathBuf>,
@@ -310,7 +352,8 @@ impl Config {
             }
         };
         let upstream = file.upstream.resolve()?;
-        let server = file.server.resolve()?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let server = file.server.resolve(o, listen, base)?;
         let spool_dir = file.spool_dir.unwrap_or_else(|| default_spool_dir(&database_url));
         Ok(Config {
             listen,

@@ -8,6 +8,7 @@ use crate::auth::{Principal, SESSION_COOKIE, check_csrf, session, user_agent};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::random;
+use crate::serve::OverTls;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -51,9 +52,10 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     r
 }
 
-/// The cookie, `Secure` when the request came over TLS (per a proxy's X-Forwarded-Proto).
-fn cookie(headers: &HeaderMap, value: &str, max_age: i64) -> HeaderValue {
-    let secure = headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes() == b"https");
+/// The cookie, `Secure` when the request came over TLS (ours, or a proxy's that says so
+/// with X-Forwarded-Proto).
+fn cookie(headers: &HeaderMap, tls: Option<Extension<OverTls>>, value: &str, max_age: i64) -> HeaderValue {
+    let secure = tls.is_some() || headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes() == b"https");
     let c = format!(
         "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{}",
         if secure { "; Secure" } else { "" }
@@ -84,6 +86,7 @@ async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
     addr: Option<Extension<crate::guard::ClientAddr>>,
+    tls: Option<Extension<OverTls>>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let key = body["wallet_key"]
@@ -116,7 +119,7 @@ async fn sign_in(
     state.store.create_session(&session, &audit).await?;
     tracing::info!(wallet = %session.wallet_id, "dashboard sign-in");
     let mut r = Json(view(&state, &session).await?).into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie(&headers, token.expose(), SESSION_HOURS * 3600));
+    r.headers_mut().insert(header::SET_COOKIE, cookie(&headers, tls, token.expose(), SESSION_HOURS * 3600));
     Ok(r)
 }
 
@@ -124,6 +127,7 @@ async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
     addr: Option<Extension<crate::guard::ClientAddr>>,
+    tls: Option<Extension<OverTls>>,
 ) -> Result<Response, ApiError> {
     let s = session(&state, &headers).await?.ok_or_else(signed_out)?;
     check_csrf(&s, &Method::DELETE, &headers)?;
@@ -137,6 +141,6 @@ async fn sign_out(
     let audit = by.audit(Action::SessionRevoked, s.wallet_key_id.as_str(), json!({}), now)?;
     state.store.revoke_session(&s.token_hash, now, &audit).await?;
     let mut r = Json(json!({ "success": true })).into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie(&headers, "", 0));
+    r.headers_mut().insert(header::SET_COOKIE, cookie(&headers, tls, "", 0));
     Ok(r)
 }

@@ -14,6 +14,7 @@ pub mod guard;
 pub mod random;
 pub mod serve;
 pub mod state;
+pub mod tls;
 pub mod wallet_api;
 
 use axum::Json;
@@ -23,28 +24,33 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use error::{ApiError, ErrorKind};
 use serde_json::json;
+use serve::{Listener, Surface};
 use state::AppState;
-use tokio::net::TcpListener;
 
 /// The application but for the gateway's POST endpoints, which [`serve`] sends to the
 /// gateway directly (the router has them too, for tests and for its 405s).
-pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .merge(wallet_api::routes().layer(DefaultBodyLimit::max(body::WALLET_API_BODY_LIMIT)))
-        .merge(dashboard::routes().layer(DefaultBodyLimit::max(body::WALLET_API_BODY_LIMIT)))
-        .merge(gateway::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+pub fn router(state: AppState, surface: Surface) -> axum::Router {
+    let mut router = axum::Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    if surface != Surface::Gateway {
+        router = router
+            .merge(wallet_api::routes().layer(DefaultBodyLimit::max(body::WALLET_API_BODY_LIMIT)))
+            .merge(dashboard::routes().layer(DefaultBodyLimit::max(body::WALLET_API_BODY_LIMIT)));
+    }
+    if surface != Surface::Management {
+        router = router.merge(gateway::routes());
+    }
+    if surface == Surface::Gateway {
+        // What a spend key may list; the rest of the wallet API is on the other listener.
+        router = router.merge(wallet_api::models_route());
+    }
+    router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight and writes
 /// their records.
-pub async fn run(state: AppState, listener: TcpListener) -> std::io::Result<()> {
+pub async fn run(state: AppState, listeners: Vec<Listener>) -> std::io::Result<()> {
     let recorder = state.recorder.clone();
-    serve::serve(state, listener, shutdown_signal()).await;
+    serve::serve_on(state, listeners, shutdown_signal()).await;
     recorder.flush().await;
     Ok(())
 }

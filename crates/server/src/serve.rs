@@ -3,8 +3,10 @@
 //! router, extractors or middleware. Everything else (wallet API, dashboard, health)
 //! goes to the axum router. Each request gets one access-log line.
 //!
-//! HTTP/1.1 with keep-alive and HTTP/2 (prior knowledge) on the same port; `TCP_NODELAY`
-//! on every connection, so that streamed events leave as soon as they are written.
+//! HTTP/1.1 with keep-alive and HTTP/2 (prior knowledge, or ALPN over TLS) on the same
+//! port; `TCP_NODELAY` on every connection, so that streamed events leave as soon as
+//! they are written. Optionally TLS (rustls), and optionally a second listener for the
+//! wallet API and the dashboard ([`Surface`]).
 
 use crate::gateway::{self, Endpoint};
 use crate::state::AppState;
@@ -20,6 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 /// The largest request head (request line and headers) a client may send.
@@ -28,6 +31,8 @@ const MAX_HEAD_BYTES: usize = 64 << 10;
 struct App {
     state: AppState,
     router: axum::Router,
+    /// Whether the gateway's endpoints are served here.
+    gateway: bool,
 }
 
 impl App {
@@ -45,7 +50,8 @@ impl App {
             log(&method, req.uri().path(), &response, start);
             return response;
         }
-        let endpoint = if method == Method::POST { Endpoint::from_path(req.uri().path()) } else { None };
+        let endpoint =
+            if method == Method::POST && self.gateway { Endpoint::from_path(req.uri().path()) } else { None };
         let (path, response) = match endpoint {
             Some(endpoint) => (endpoint.path().into(), gateway::handle(&self.state, endpoint, req).await),
             None => {
@@ -79,20 +85,65 @@ fn log(method: &Method, path: &str, response: &Response, start: Instant) {
     );
 }
 
-/// Serves `state` on `listener` until `shutdown` completes; then stops accepting, lets
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything: the gateway, the wallet API, the dashboard.
+    All,
+    /// The gateway: its endpoints, `GET /v1/models` and health (no wallet API or
+    /// dashboard), when those have a listener of their own.
+    Gateway,
+    /// The wallet API, the dashboard and health.
+    Management,
+}
+
+/// A bound socket, what it serves, and its TLS (none: plain HTTP).
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub surface: Surface,
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Marks the requests that came over TLS.
+#[derive(Clone, Copy, Debug)]
+pub struct OverTls;
+
+/// Serves everything on one plain-HTTP `listener`: [`serve_on`].
+pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+    serve_on(state, vec![Listener { tcp: listener, surface: Surface::All, tls: None }], shutdown).await;
+}
+
+/// Serves `state` on `listeners` until `shutdown` completes; then stops accepting, lets
 /// the requests in flight finish (streams included) for up to `server.shutdown_grace_ms`,
-/// stops the rest (each is settled as cut off) and returns. The accept loop runs as a
+/// stops the rest (each is settled as cut off) and returns. Each accept loop runs as a
 /// task of the runtime, so that a new connection is taken and served on the same worker
 /// thread (run in `block_on`, each one would cross threads twice).
-pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
-    if let Err(e) = tokio::spawn(accept(state, listener, shutdown)).await {
-        tracing::error!(error = %e, "the accept loop stopped");
+pub async fn serve_on(state: AppState, listeners: Vec<Listener>, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            tokio::spawn(accept(state.clone(), listener, shutdown))
+        })
+        .collect();
+    shutdown.await;
+    let _ = stop.send(true);
+    for accept_loop in loops {
+        if let Err(e) = accept_loop.await {
+            tracing::error!(error = %e, "an accept loop stopped");
+        }
     }
 }
 
-async fn accept(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+async fn accept(state: AppState, listener: Listener, shutdown: impl Future<Output = ()>) {
     let policy = state.config.server.clone();
-    let app = Arc::new(App { router: crate::router(state.clone()), state });
+    let Listener { tcp: listener, surface, tls } = listener;
+    let app =
+        Arc::new(App { router: crate::router(state.clone(), surface), state, gateway: surface != Surface::Management });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A client that is slow to send its request head (slowloris) is cut off; heads
     // over the size limit get a 431.
@@ -120,16 +171,32 @@ async fn accept(state: AppState, listener: TcpListener, shutdown: impl Future<Ou
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
         let client = crate::guard::ClientAddr(peer.ip());
+        let over_tls = tls.is_some();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(client);
+            if over_tls {
+                req.extensions_mut().insert(OverTls);
+            }
             let app = app.clone();
             async move { Ok::<_, Infallible>(app.call(req).await) }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
-        connections.spawn(async move {
-            // A client that goes away mid-request is its own business.
-            let _ = connection.await;
-        });
+        match &tls {
+            None => {
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
+                connections.spawn(async move {
+                    // A client that goes away mid-request is its own business.
+                    let _ = connection.await;
+                });
+            }
+            Some(acceptor) => {
+                let (handshake, builder, watcher) = (acceptor.accept(tcp), builder.clone(), graceful.watcher());
+                connections.spawn(async move {
+                    // The handshake has the head's deadline: a stalled one is cut off.
+                    let Ok(Ok(stream)) = tokio::time::timeout(policy.header_timeout, handshake).await else { return };
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await;
+                });
+            }
+        }
     }
     drop(listener);
     // Requests in flight (streams included) may finish within the grace period; those

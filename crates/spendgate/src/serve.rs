@@ -5,6 +5,7 @@ use clap::Args;
 use spendgate_core::ApiKey;
 use spendgate_mock::{Mock, MockConfig};
 use spendgate_server::config::{Config, Overrides, redacted};
+use spendgate_server::serve::{Listener, Surface};
 use spendgate_server::state::{AppState, SystemClock};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +15,16 @@ pub struct ServeArgs {
     /// Address to listen on, HOST:PORT (port 0 picks a free one).
     #[arg(long, env = "SPENDGATE_LISTEN")]
     listen: Option<String>,
+    /// Serve the wallet API and the dashboard on this address only (HOST:PORT); the
+    /// main address then serves only the gateway.
+    #[arg(long, env = "SPENDGATE_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
+    /// TLS: the certificate chain (PEM). Needs --tls-key.
+    #[arg(long, env = "SPENDGATE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS: the certificate's private key (PEM).
+    #[arg(long, env = "SPENDGATE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Database URL: sqlite://PATH [default: a spendgate.db in the data directory], or
     /// postgres://USER@HOST/DB to share it with other instances.
     #[arg(long, env = "SPENDGATE_DATABASE_URL")]
@@ -41,8 +52,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         (None, true) => Some(spendgate_server::config::default_database_url().replace("spendgate.db", "demo.db")),
         (db, _) => db.clone(),
     };
-    let mut config =
-        Config::load(&Overrides { listen: args.listen, database, redis: args.redis, config: args.config })?;
+    let mut config = Config::load(&Overrides {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        database,
+        redis: args.redis,
+        config: args.config,
+    })?;
+    let tls = config.server.tls.as_ref().map(spendgate_server::tls::acceptor).transpose()?;
     if args.demo {
         let mock_url = start_demo_mock().await?;
         for (name, base) in [("openai", format!("{mock_url}/v1")), ("anthropic", mock_url.clone())] {
@@ -62,12 +81,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             redacted(&config.database_url)
         );
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let bind =
+        async |addr| tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener = bind(config.listen).await?;
     let addr = listener.local_addr()?;
     // On stdout, for people and for scripts that start us on port 0.
-    say!("spendgate listening on http://{addr}");
+    say!("spendgate listening on {scheme}://{addr}");
+    let gateway_url = format!("{scheme}://{addr}");
+    let mut management_url = gateway_url.clone();
+    let mut listeners = Vec::new();
+    match config.server.admin_listen {
+        None => listeners.push(Listener { tcp: listener, surface: Surface::All, tls: tls.clone() }),
+        Some(admin) => {
+            let admin = bind(admin).await?;
+            management_url = format!("{scheme}://{}", admin.local_addr()?);
+            say!("wallet API and dashboard on {management_url}");
+            listeners.push(Listener { tcp: listener, surface: Surface::Gateway, tls: tls.clone() });
+            listeners.push(Listener { tcp: admin, surface: Surface::Management, tls });
+        }
+    }
     say!("database: {}", redacted(&config.database_url));
     if let Some(shared) = &config.shared {
         say!("shared counters: {} (prefix {})", redacted(&shared.url), shared.namespace);
@@ -84,9 +117,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.demo {
         let keys = spendgate_server::admin::demo_bootstrap(&state).await?;
-        print_demo(&addr.to_string(), &keys);
+        print_demo(&gateway_url, &management_url, &keys);
     }
-    spendgate_server::run(state, listener).await?;
+    spendgate_server::run(state, listeners).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -100,7 +133,7 @@ async fn start_demo_mock() -> anyhow::Result<String> {
     Ok(url)
 }
 
-fn print_demo(addr: &str, keys: &spendgate_server::admin::DemoKeys) {
+fn print_demo(gateway: &str, management: &str, keys: &spendgate_server::admin::DemoKeys) {
     let (wallet, oa, an) = (keys.wallet_key.expose(), keys.openai_key.expose(), keys.anthropic_key.expose());
     say!(
         "
@@ -113,13 +146,13 @@ Fresh keys for this run (each spend key is capped at $1.00 a day):
 
 Try it:
 
-  curl http://{addr}/v1/chat/completions -H 'Authorization: Bearer {oa}' \\
+  curl {gateway}/v1/chat/completions -H 'Authorization: Bearer {oa}' \\
     -d '{{\"model\": \"gpt-4o-mini\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'
 
-  curl -N http://{addr}/v1/messages -H 'x-api-key: {an}' -H 'anthropic-version: 2023-06-01' \\
+  curl -N {gateway}/v1/messages -H 'x-api-key: {an}' -H 'anthropic-version: 2023-06-01' \\
     -d '{{\"model\": \"claude-sonnet-4-20250514\", \"max_tokens\": 256, \"stream\": true, \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'
 
-  SPENDGATE_URL=http://{addr} SPENDGATE_WALLET_KEY={wallet} spendgate keys list
+  SPENDGATE_URL={management} SPENDGATE_WALLET_KEY={wallet} spendgate keys list
 "
     );
 }

@@ -35,7 +35,12 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/v1/requests", get(usage::list_requests))
         .route("/v1/requests/export", get(usage::export_requests))
         .route("/v1/audit_log", get(audit::list))
-        .route("/v1/models", get(models))
+        .merge(models_route())
+}
+
+/// `GET /v1/models`, which spend keys may call too.
+pub fn models_route() -> axum::Router<AppState> {
+    axum::Router::new().route("/v1/models", get(models))
 }
 
 async fn render(

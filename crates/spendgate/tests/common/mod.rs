@@ -79,6 +79,8 @@ pub fn create_wallet_in(url: &str, name: &str) -> (String, String) {
 /// A running `spendgate serve`, its log going to `dir/server-N.log`.
 pub struct Server {
     pub url: String,
+    /// The wallet API's and dashboard's own listener, when started with `--admin-listen`.
+    pub admin_url: Option<String>,
     pub log: PathBuf,
     child: Option<Child>,
 }
@@ -111,15 +113,21 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("spendgate listening on ") {
-                    let _ = tx.send(url.to_string());
+                for prefix in ["spendgate listening on ", "wallet API and dashboard on "] {
+                    if let Some(url) = line.strip_prefix(prefix) {
+                        let _ = tx.send(url.to_string());
+                    }
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default()));
-        Server { url, log, child: Some(child) }
+        let started = || {
+            rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+                panic!("server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default())
+            })
+        };
+        let url = started();
+        let admin_url = args.contains(&"--admin-listen").then(started);
+        Server { url, admin_url, log, child: Some(child) }
     }
 
     /// SIGTERM and wait: a clean shutdown.

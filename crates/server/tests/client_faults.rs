@@ -92,6 +92,10 @@ async fn bad_input_is_a_400_that_names_the_field_never_a_5xx() {
         (json!({"model": MINI, "messages": msgs, "n": -3}), "n"),
         (json!({"model": MINI, "messages": msgs, "n": 0}), "n"),
         (json!({"model": MINI, "messages": msgs, "stream": "yes"}), "stream"),
+        (json!({"model": MINI}), "messages"),
+        (json!({"model": MINI, "messages": "hi"}), "messages"),
+        (json!({"model": MINI, "messages": {"role": "user", "content": "hi"}}), "messages"),
+        (json!({"model": MINI, "messages": 7}), "messages"),
     ];
     let mut chat_cases = chat_cases;
     // A number past u64, as a client may write it (not representable in a `Value`).
@@ -112,11 +116,21 @@ async fn bad_input_is_a_400_that_names_the_field_never_a_5xx() {
         assert_eq!(r.body["error"]["param"].as_str(), Some(*param), "{body}: {}", r.body);
         assert_eq!(r.body["error"]["type"], "invalid_request_error");
     }
+    for (path, body) in [
+        ("/v1/embeddings", json!({"model": "text-embedding-3-small"})),
+        ("/v1/embeddings", json!({"model": "text-embedding-3-small", "input": 5})),
+        ("/v1/responses", json!({"model": MINI, "input": {"text": "hi"}})),
+    ] {
+        let r = gw.call(path, &oa, body.clone()).await;
+        assert_eq!((r.status, r.body["error"]["param"].as_str()), (400, Some("input")), "{path} {body}: {}", r.body);
+    }
     let message_cases: Vec<(Value, &str)> = vec![
         (json!({"model": SONNET, "messages": msgs}), "max_tokens"),
         (json!({"model": SONNET, "messages": msgs, "max_tokens": -5}), "max_tokens"),
         (json!({"model": SONNET, "messages": msgs, "max_tokens": 1e300}), "max_tokens"),
         (json!({"model": {"id": SONNET}, "messages": msgs, "max_tokens": 5}), "model"),
+        (json!({"model": SONNET, "max_tokens": 5}), "messages"),
+        (json!({"model": SONNET, "messages": "hi", "max_tokens": 5}), "messages"),
     ];
     for (body, param) in &message_cases {
         let r = gw.call("/v1/messages", &an, body.clone()).await;

@@ -105,6 +105,8 @@ struct Fields {
     max_completion_tokens: Given,
     max_output_tokens: Given,
     n: Given,
+    messages: Shape,
+    input: Shape,
     stream_options: bool,
     stream_usage: bool,
     bound: u64,
@@ -154,6 +156,20 @@ impl Fields {
             (_, Given::Bool(b)) => b,
             _ => return Err(RequestError::new("stream", "must be true or false")),
         };
+        match kind {
+            RequestKind::Chat | RequestKind::Messages | RequestKind::CountTokens => match self.messages {
+                Shape::Array => {}
+                Shape::Absent => return Err(RequestError::new("messages", "is required")),
+                _ => return Err(RequestError::new("messages", "must be an array of messages")),
+            },
+            RequestKind::Responses | RequestKind::Embeddings => match self.input {
+                Shape::Text | Shape::Array => {}
+                // A response may continue a previous one (or use a stored prompt) instead.
+                Shape::Absent if kind == RequestKind::Responses => {}
+                Shape::Absent => return Err(RequestError::new("input", "is required")),
+                _ => return Err(RequestError::new("input", "must be a string or an array")),
+            },
+        }
         if kind == RequestKind::CountTokens {
             max_output_tokens = Some(0);
         }
@@ -237,6 +253,11 @@ impl<'de> Visitor<'de> for Top {
                 fields.stream_options = true;
                 fields.stream_usage = options.get("include_usage").and_then(Value::as_bool) == Some(true);
                 Ok(Walk.deserialize(&options).unwrap_or_default())
+            }
+            "messages" | "input" => {
+                let (shape, walked) = map.next_value_seed(Shaped)?;
+                *(if key == "messages" { &mut fields.messages } else { &mut fields.input }) = shape;
+                Ok(walked)
             }
             _ => match fields.given(key) {
                 Some(given) => {
@@ -323,6 +344,67 @@ impl<'de> Visitor<'de> for Scalar {
     }
 }
 
+/// The JSON type of a member whose content the gateway does not read (`messages`,
+/// `input`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Shape {
+    #[default]
+    Absent,
+    Text,
+    Array,
+    /// A number, a boolean, an object.
+    Other,
+}
+
+/// A member the gateway only checks the type of: its type, and its walk (nothing copied).
+struct Shaped;
+
+impl<'de> DeserializeSeed<'de> for Shaped {
+    type Value = (Shape, Walked);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(Shape, Walked), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Shaped {
+    type Value = (Shape, Walked);
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    /// Null counts as absent.
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok((Shape::Absent, Walk.visit_unit()?))
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok((Shape::Other, Walk.visit_bool(b)?))
+    }
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        Ok((Shape::Other, Walk.visit_u64(n)?))
+    }
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        Ok((Shape::Other, Walk.visit_i64(n)?))
+    }
+    fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        Ok((Shape::Other, Walk.visit_f64(f)?))
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok((Shape::Text, Walk.visit_str(s)?))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Ok((Shape::Array, Walk.visit_seq(seq)?))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Ok((Shape::Other, Walk.visit_map(map)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -352,9 +434,18 @@ mod tests {
         .unwrap();
         assert_eq!((f.model.as_str(), f.stream, f.max_output_tokens, f.choices), ("gpt-4o-mini", true, Some(50), 2));
         assert!(!f.stream_options && !f.stream_usage);
-        let f = facts(RequestKind::Chat, json!({"model": "m", "max_completion_tokens": 7, "max_tokens": 9})).unwrap();
+        let f = facts(
+            RequestKind::Chat,
+            json!({"model": "m", "max_completion_tokens": 7, "max_tokens": 9, "messages": []}),
+        )
+        .unwrap();
         assert_eq!(f.max_output_tokens, Some(7), "max_completion_tokens wins");
-        let err = |b: Value| facts(RequestKind::Chat, b).unwrap_err().param;
+        let err = |mut b: Value| {
+            if let Some(o) = b.as_object_mut() {
+                o.entry("messages").or_insert(json!([]));
+            }
+            facts(RequestKind::Chat, b).unwrap_err().param
+        };
         assert_eq!(err(json!({})), "model");
         assert_eq!(err(json!({"model": 5})), "model");
         assert_eq!(err(json!({"model": null})), "model");
@@ -369,6 +460,26 @@ mod tests {
         assert_eq!(err(json!({"model": 1, "n": 500, "max_tokens": "x"})), "max_tokens", "a fixed order");
         assert_eq!(err(json!([1])), "body");
         assert_eq!(err(json!("text")), "body");
+        for messages in [json!("hi"), json!({"role": "user"}), json!(5), json!(true)] {
+            assert_eq!(err(json!({"model": "m", "messages": messages})), "messages", "{messages}");
+        }
+        let missing = facts(RequestKind::Chat, json!({"model": "m"})).unwrap_err();
+        assert_eq!((missing.param.as_str(), missing.reason.as_str()), ("messages", "is required"));
+        assert!(facts(RequestKind::Chat, json!({"model": "m", "messages": null})).is_err());
+        for input in [json!("x"), json!(["x", "y"]), json!([[1, 2]])] {
+            assert!(facts(RequestKind::Embeddings, json!({"model": "m", "input": input})).is_ok());
+            assert!(facts(RequestKind::Responses, json!({"model": "m", "input": input})).is_ok());
+        }
+        for input in [json!(5), json!({"text": "x"})] {
+            let e = facts(RequestKind::Embeddings, json!({"model": "m", "input": input})).unwrap_err();
+            assert_eq!(e.param, "input");
+            assert_eq!(
+                facts(RequestKind::Responses, json!({"model": "m", "input": input})).unwrap_err().param,
+                "input"
+            );
+        }
+        assert_eq!(facts(RequestKind::Embeddings, json!({"model": "m"})).unwrap_err().param, "input");
+        assert!(facts(RequestKind::Responses, json!({"model": "m", "previous_response_id": "r"})).is_ok());
         let r = facts(RequestKind::Responses, json!({"model": "m", "max_output_tokens": 3, "max_tokens": 0})).unwrap();
         assert_eq!(r.max_output_tokens, Some(3), "max_tokens is not a Responses field");
         let e = facts(RequestKind::Embeddings, json!({"model": "m", "input": "x", "n": 0})).unwrap();
@@ -379,13 +490,16 @@ mod tests {
     fn messages_require_max_tokens_and_count_tokens_only_a_model() {
         let f = facts(
             RequestKind::Messages,
-            json!({"model": "claude-sonnet-4-20250514", "max_tokens": 1024, "stream": true}),
+            json!({"model": "claude-sonnet-4-20250514", "max_tokens": 1024, "stream": true, "messages": []}),
         )
         .unwrap();
         assert_eq!((f.max_output_tokens, f.stream), (Some(1024), true));
         let err = |b: Value| facts(RequestKind::Messages, b).unwrap_err().param;
-        assert_eq!(err(json!({"model": "m"})), "max_tokens");
-        assert_eq!(err(json!({"max_tokens": 5})), "model");
+        assert_eq!(err(json!({"model": "m", "messages": []})), "max_tokens");
+        assert_eq!(err(json!({"max_tokens": 5, "messages": []})), "model");
+        assert_eq!(err(json!({"model": "m", "max_tokens": 5})), "messages");
+        assert_eq!(err(json!({"model": "m", "max_tokens": 5, "messages": "hi"})), "messages");
+        assert_eq!(facts(RequestKind::CountTokens, json!({"model": "m"})).unwrap_err().param, "messages");
         let c = facts(RequestKind::CountTokens, json!({"model": "m", "stream": "x", "messages": []})).unwrap();
         assert_eq!((c.max_output_tokens, c.stream), (Some(0), false));
         assert!(c.input_bound > 0);
@@ -393,11 +507,14 @@ mod tests {
 
     #[test]
     fn stream_options_are_seen() {
-        let f = facts(RequestKind::Chat, json!({"model": "m", "stream_options": {"include_usage": true}})).unwrap();
+        let chat = |options: Value| {
+            facts(RequestKind::Chat, json!({"model": "m", "messages": [], "stream_options": options})).unwrap()
+        };
+        let f = chat(json!({"include_usage": true}));
         assert!(f.stream_options && f.stream_usage);
-        let f = facts(RequestKind::Chat, json!({"model": "m", "stream_options": {"include_usage": "yes"}})).unwrap();
+        let f = chat(json!({"include_usage": "yes"}));
         assert!(f.stream_options && !f.stream_usage);
-        let f = facts(RequestKind::Chat, json!({"model": "m", "stream_options": null})).unwrap();
+        let f = chat(Value::Null);
         assert!(f.stream_options && !f.stream_usage);
     }
 
@@ -416,6 +533,9 @@ mod tests {
         fn the_bound_is_the_trees(members in prop::collection::vec(("[a-z_]{1,12}", json_value()), 0..8)) {
             let mut body: serde_json::Map<String, Value> = members.into_iter().collect();
             body.insert("model".into(), json!("m"));
+            if !body.get("messages").is_some_and(Value::is_array) {
+                body.insert("messages".into(), json!([]));
+            }
             body.remove("stream_options");
             for f in ["stream", "max_tokens", "max_completion_tokens", "n"] {
                 body.remove(f);

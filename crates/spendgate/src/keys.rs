@@ -341,6 +341,52 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `spendgate audit`: the wallet's audit log.
+#[derive(Args)]
+pub struct AuditArgs {
+    /// Only the entries about this spend key, wallet key or wallet id.
+    #[arg(long, value_name = "ID")]
+    target: Option<String>,
+    /// Entries to show (1-100), newest first.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let mut path = format!("/v1/audit_log?limit={}", args.limit);
+    if let Some(target) = &args.target {
+        if !target.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            bail!("{target:?} is not an id (like key_..., wk_... or wal_...)");
+        }
+        path.push_str(&format!("&target_id={target}"));
+    }
+    let page = Client::new(&args.client)?.call(Method::GET, &path, None).await?;
+    if args.client.json {
+        say!("{}", serde_json::to_string_pretty(&page)?);
+        return Ok(());
+    }
+    let entries = page["data"].as_array().cloned().unwrap_or_default();
+    let rows = entries.iter().map(|e| {
+        let actor = match e["actor"]["id"].as_str() {
+            Some(id) => format!("{} {id}", text(&e["actor"]["type"])),
+            None => text(&e["actor"]["type"]),
+        };
+        let changes = e["changes"].as_object().map(|c| c.keys().cloned().collect::<Vec<_>>().join(", "));
+        vec![
+            text(&e["created_at"]),
+            text(&e["action"]),
+            text(&e["target_id"]),
+            actor,
+            text_or(&e["ip"], "-"),
+            changes.filter(|c| !c.is_empty()).unwrap_or_else(|| "-".into()),
+        ]
+    });
+    crate::table::print(&["WHEN", "ACTION", "TARGET", "BY", "FROM", "CHANGED"], rows);
+    Ok(())
+}
+
 async fn set_status(id: &str, client: &ClientArgs, status: &str) -> anyhow::Result<()> {
     let key = Client::new(client)?.call(Method::PUT, &key_path(id)?, Some(json!({ "status": status }))).await?;
     let verb = if status == "paused" { "Paused" } else { "Resumed" };

@@ -44,6 +44,8 @@ enum Command {
     /// Manage spend keys through the wallet API (needs SPENDGATE_WALLET_KEY).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The wallet's audit log: who changed what, when, from where (needs SPENDGATE_WALLET_KEY).
+    Audit(keys::AuditArgs),
     /// Run a mock OpenAI + Anthropic provider (for tests, benchmarks and trying it out).
     MockProvider(spendgate_mock::MockArgs),
 }
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Wallets(cmd) => wallets::run(cmd).await,
             Command::Keys(cmd) => keys::run(cmd).await,
+            Command::Audit(args) => keys::audit(args).await,
             Command::MockProvider(args) => spendgate_mock::run(args).await,
         }
     });

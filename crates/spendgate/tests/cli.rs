@@ -1,5 +1,5 @@
 //! The `spendgate` CLI against a running server: the README's walkthrough, every
-//! `keys` subcommand in text and JSON, and errors that exit non-zero.
+//! `keys` subcommand and `audit` in text and JSON, and errors that exit non-zero.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -164,6 +164,21 @@ fn walkthrough_and_every_keys_command() {
     assert_eq!(Api::new(&server, extra_key).status_of("/v1/spend_keys"), 200);
     c.ok(&["wallets", "keys", "revoke", &wallet_id, extra["key_id"].as_str().unwrap(), "--database", &db]);
     assert_eq!(Api::new(&server, extra_key).status_of("/v1/spend_keys"), 401);
+
+    // The audit log: every change above, newest first, by whom and from where.
+    let log = c.json(&["audit", "--limit", "100"]);
+    let entries = log["data"].as_array().unwrap();
+    assert_eq!(entries.first().unwrap()["action"], "wallet_key.revoked");
+    assert_eq!(entries.last().unwrap()["action"], "wallet.created");
+    let of_key = c.json(&["audit", "--target", &id]);
+    let actions: Vec<&str> = of_key["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions.first(), Some(&"spend_key.revoked"));
+    assert_eq!(actions.last(), Some(&"spend_key.created"));
+    assert!(actions.contains(&"spend_key.rotated") && actions.contains(&"spend_key.updated"), "{actions:?}");
+    let text = c.ok(&["audit", "--target", &id]);
+    assert!(text.starts_with("WHEN") && text.contains("spend_key.rotated") && text.contains("127.0.0.1"), "{text}");
+    assert!(text.contains("wallet_key wk_"), "who: {text}");
+    assert!(c.fails(&["audit", "--target", "../x"]).contains("is not an id"));
 }
 
 #[test]

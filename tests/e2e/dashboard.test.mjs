@@ -656,3 +656,50 @@ test('every page works at 390 px wide', { timeout: 120_000 }, async () => {
     await b.close();
   }
 });
+
+test('the activity page lists who changed what, when and from where', { timeout: 90_000 }, async () => {
+  const wallet = { authorization: `Bearer ${walletKey}`, 'content-type': 'application/json' };
+  const key = await (await fetch(`${origin}/v1/spend_keys`, { method: 'POST', headers: wallet, body: JSON.stringify({ name: 'Audited' }) })).json();
+  assert.ok(key.spend_key_id, JSON.stringify(key));
+  const changed = await fetch(`${origin}/v1/spend_keys/${key.spend_key_id}`, {
+    method: 'PATCH',
+    headers: wallet,
+    body: JSON.stringify({ name: 'Audited 2', spend_limit: { amount: '3', cycle: 'daily' } }),
+  });
+  assert.equal(changed.status, 200);
+
+  const b = await openBrowser();
+  const { page } = b;
+  try {
+    await signedIn(page);
+    await page.getByRole('link', { name: 'Activity' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Activity', exact: true }).waitFor();
+    const rows = page.locator('[data-section="activity"] tbody tr');
+    await rows.first().waitFor();
+    assert.equal(await rows.first().getAttribute('data-action'), 'dashboard_session.created', 'the sign-in just now comes first');
+    assert.match(await rows.first().innerText(), /Signed in to the dashboard/);
+    const update = page.locator(`tr[data-action="spend_key.updated"]:has(a[title="${key.spend_key_id}"])`).first();
+    const text = await update.innerText();
+    assert.match(text, /Spend key changed/);
+    assert.match(text, /name: Audited → Audited 2/);
+    assert.match(text, /spend_limit: none → \$3\.00 daily/);
+    assert.match(text, /API · wk_/);
+    assert.match(text, /127\.0\.0\.1/);
+    const created = page.locator(`tr[data-action="spend_key.created"]:has(a[title="${key.spend_key_id}"])`).first();
+    assert.match(await created.innerText(), /name: Audited\n/);
+    assert.doesNotMatch(await created.innerText(), /: none/, 'a creation lists the settings that are set');
+    assert.doesNotMatch(await page.locator('main').innerText(), /lava_sk_[A-Za-z0-9]{20}/, 'no secret on the page');
+    await screenshot(page, '09-activity');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await noHorizontalOverflow(page, 'activity');
+    await screenshot(page, '09-activity');
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // The target links to the key.
+    await update.locator(`a[title="${key.spend_key_id}"]`).click();
+    await page.getByRole('heading', { level: 1, name: 'Audited 2', exact: true }).waitFor();
+    b.assertLocalOnly();
+  } finally {
+    await b.close();
+  }
+});

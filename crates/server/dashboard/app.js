@@ -648,6 +648,7 @@
     [/^#\/keys\/([^/]+)\/key$/, (ctx, m) => viewSecret(ctx, decodeURIComponent(m[1])), 'keys'],
     [/^#\/keys\/([^/]+)$/, (ctx, m) => viewKey(ctx, decodeURIComponent(m[1])), 'keys'],
     [/^#\/usage$/, (ctx, m, params) => viewUsage(ctx, params), 'usage'],
+    [/^#\/activity$/, (ctx) => viewActivity(ctx), 'activity'],
   ];
 
   function parseHash() {
@@ -2780,6 +2781,162 @@ console.log(completion.choices[0].message.content);`,
       announce('Refreshed');
     });
     build();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Activity: the wallet's audit log
+  // ---------------------------------------------------------------------------
+
+  const ACTION_LABEL = {
+    'wallet.created': 'Wallet created',
+    'wallet_key.created': 'Wallet API key created',
+    'wallet_key.revoked': 'Wallet API key revoked',
+    'spend_key.created': 'Spend key created',
+    'spend_key.updated': 'Spend key changed',
+    'spend_key.rotated': 'Spend key rotated',
+    'spend_key.revoked': 'Spend key revoked',
+    'dashboard_session.created': 'Signed in to the dashboard',
+    'dashboard_session.revoked': 'Signed out of the dashboard',
+  };
+
+  /** An id cut for a table cell (the whole id in its title). */
+  const shortId = (id) => (id && id.length > 14 ? `${id.slice(0, 12)}…` : id || '');
+
+  function actorEl(actor) {
+    if (!actor) return '';
+    if (actor.type === 'operator') return 'Operator (command line)';
+    const via = actor.type === 'dashboard_session' ? 'Dashboard' : 'API';
+    return h('span', { title: `${via}, wallet API key ${actor.id}` }, `${via} · ${shortId(actor.id)}`);
+  }
+
+  function changeValue(v) {
+    if (v === null || v === undefined) return 'none';
+    if (Array.isArray(v)) return v.join(', ');
+    if (typeof v === 'object') {
+      if ('amount' in v && 'cycle' in v) return `$${v.amount} ${v.cycle}`;
+      if ('count' in v && 'cycle' in v) return `${v.count} ${v.cycle}`;
+      if ('rpm' in v) return `${v.rpm} rpm${v.burst ? `, burst ${v.burst}` : ''}`;
+      return JSON.stringify(v);
+    }
+    return String(v);
+  }
+
+  /**
+   * One line per changed field: `field: from → to`; on a creation, `field: value` for
+   * each setting that is set.
+   */
+  function changeLines(changes) {
+    return Object.entries(changes || {}).flatMap(([field, v]) => {
+      const diff = v && typeof v === 'object' && !Array.isArray(v) && 'from' in v && 'to' in v && Object.keys(v).length === 2;
+      if (diff) return [`${field}: ${changeValue(v.from)} → ${changeValue(v.to)}`];
+      return v === null || v === '' ? [] : [`${field}: ${changeValue(v)}`];
+    });
+  }
+
+  async function viewActivity(ctx) {
+    pageTitle('Activity');
+    const titleId = uid('activity');
+    const tableHost = h('div', null, loadingBlock('Loading activity…'));
+    const info = h('span', { class: 'pager-info', 'aria-live': 'polite' });
+    const prev = h('button', { type: 'button', class: 'btn btn-sm', disabled: true }, icon('left'), 'Previous');
+    const next = h('button', { type: 'button', class: 'btn btn-sm', disabled: true }, 'Next', icon('right'));
+    const refreshBtn = h('button', { type: 'button', class: 'btn', id: 'refresh' }, icon('refresh'), 'Refresh');
+    replace(
+      main,
+      pageHead({ title: 'Activity', lede: 'Every change to this wallet: who made it, when, from where, and what changed. Newest first.', actions: [refreshBtn] }),
+      h('section', { class: 'section', 'aria-labelledby': titleId, dataset: { section: 'activity' } },
+        h('h2', { id: titleId, class: 'visually-hidden' }, 'Audit log'),
+        h('div', { class: 'card table-card' }, tableHost, h('div', { class: 'pager' }, info, h('div', { class: 'pager-buttons' }, prev, next)))),
+    );
+    focusHeading();
+
+    let cursors = [null];
+    let page = 0;
+    let nextCursor = null;
+    let seq = 0;
+
+    async function load() {
+      const mySeq = ++seq;
+      const qs = new URLSearchParams({ limit: String(PAGE_SIZE) });
+      if (cursors[page]) qs.set('cursor', cursors[page]);
+      tableHost.setAttribute('aria-busy', 'true');
+      refreshBtn.setAttribute('aria-busy', 'true');
+      prev.disabled = true;
+      next.disabled = true;
+      try {
+        const res = await api('GET', `/v1/audit_log?${qs}`);
+        if (mySeq !== seq || !ctx.alive()) return;
+        nextCursor = res.has_more ? res.next_cursor || null : null;
+        render(res.data || []);
+        prev.disabled = page === 0;
+        next.disabled = !nextCursor;
+        const n = (res.data || []).length;
+        info.textContent = n ? `Page ${page + 1} · entries ${fmtInt(page * PAGE_SIZE + 1)}–${fmtInt(page * PAGE_SIZE + n)}` : '';
+      } catch (err) {
+        if (err.expired || mySeq !== seq) return;
+        replace(tableHost, errorBlock(err, load));
+        prev.disabled = page === 0;
+      } finally {
+        tableHost.removeAttribute('aria-busy');
+        refreshBtn.removeAttribute('aria-busy');
+      }
+    }
+
+    function render(rows) {
+      if (!rows.length) {
+        replace(tableHost, h('div', { class: 'empty empty-sm' }, h('h3', null, 'No activity yet'), h('p', null, 'Changes to keys and sign-ins show up here.')));
+        return;
+      }
+      const table = h(
+        'table',
+        { class: 'table stacked', 'aria-labelledby': titleId },
+        h('thead', null, h('tr', null, ['Time', 'Action', 'By, from', 'Changes'].map((c) => h('th', { scope: 'col' }, c)))),
+        h(
+          'tbody',
+          null,
+          rows.map((e) => {
+            const target = e.target_id || '';
+            const targetEl = target.startsWith('key_') && e.action !== 'spend_key.revoked'
+              ? h('a', { href: `#/keys/${enc(target)}`, title: target }, shortId(target))
+              : h('span', { class: 'mono', title: target }, shortId(target));
+            const lines = changeLines(e.changes);
+            return h(
+              'tr',
+              { dataset: { auditId: e.audit_id, action: e.action } },
+              h('td', { class: 'c-time' }, timeEl(e.created_at), h('span', { class: 'sub' }, fmtAbs(e.created_at).replace(/^\w+, /, ''))),
+              h('td', { class: 'c-action' }, ACTION_LABEL[e.action] || e.action, h('span', { class: 'sub' }, targetEl)),
+              h(
+                'td',
+                { class: 'c-by' },
+                actorEl(e.actor),
+                e.ip ? h('span', { class: 'sub', title: e.user_agent || null }, e.user_agent ? `${e.ip} · ${e.user_agent.slice(0, 24)}${e.user_agent.length > 24 ? '…' : ''}` : e.ip) : null,
+              ),
+              h('td', { class: 'c-changes' }, lines.length ? h('ul', { class: 'changes' }, lines.map((l) => h('li', null, l))) : '—'),
+            );
+          }),
+        ),
+      );
+      replace(tableHost, h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-labelledby': titleId }, table));
+    }
+
+    prev.addEventListener('click', () => {
+      if (page === 0) return;
+      page--;
+      load();
+    });
+    next.addEventListener('click', () => {
+      if (!nextCursor) return;
+      cursors = cursors.slice(0, page + 1);
+      cursors.push(nextCursor);
+      page++;
+      load();
+    });
+    refreshBtn.addEventListener('click', () => {
+      cursors = [null];
+      page = 0;
+      load();
+    });
+    await load();
   }
 
   // ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import queue
+import re
 import shutil
 import struct
 import subprocess
@@ -440,6 +441,17 @@ def gateway(workdir: Path, mock: Mock) -> Iterator[Gateway]:
     finally:
         http.close()
         proc.stop()
+    # The gateway's whole log, after every test of the session, holds no secret.
+    leaked = secrets_in(proc.stderr_path.read_text(errors="replace"), [OPENAI_PROVIDER_KEY, ANTHROPIC_PROVIDER_KEY])
+    assert not leaked, f"secrets in the gateway's log {proc.stderr_path}: {leaked}"
+
+
+def secrets_in(text: str, provider_keys: list[str]) -> list[str]:
+    """Full spend or wallet keys (a preview has 4 characters and ``****``), dashboard
+    session tokens, and the given provider keys, found in ``text``."""
+    found = [f"{m.group(1)}{m.group(2)[:4]}..." for m in re.finditer(r"(lava_sk_|lava_wk_|sgs_)([A-Za-z0-9]{9,})", text)]
+    found += [f"a provider key ({k[:6]}...)" for k in provider_keys if k in text]
+    return found
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -146,6 +146,17 @@ function installExitHooks() {
 }
 
 /**
+ * The secrets in `text`: full spend or wallet keys (a preview has 4 characters and
+ * `****`), dashboard session tokens, and the given provider keys.
+ */
+export function secretsIn(text, providerKeys = []) {
+  const found = [];
+  for (const m of text.matchAll(/(lava_sk_|lava_wk_|sgs_)([A-Za-z0-9]{9,})/g)) found.push(`${m[1]}${m[2].slice(0, 4)}...`);
+  for (const k of providerKeys) if (text.includes(k)) found.push(`a provider key (${k.slice(0, 6)}...)`);
+  return found;
+}
+
+/**
  * Start `spendgate serve --listen 127.0.0.1:0 --database URL` and wait for the line
  * `spendgate listening on http://127.0.0.1:PORT` on its stdout.
  *
@@ -251,6 +262,12 @@ export function startServer({
             clearTimeout(killer);
           }
           await new Promise((r) => log.end(r));
+          // The whole log of every server this suite ran must hold no secret.
+          const providerKeys = Object.entries(env)
+            .filter(([k, v]) => /_API_KEY$/.test(k) && v)
+            .map(([, v]) => v);
+          const leaked = secretsIn(stderrText, providerKeys);
+          if (leaked.length) throw new Error(`secrets in the server log ${logPath}: ${leaked.join(', ')}`);
           return exitInfo;
         };
         resolvePromise({

@@ -89,6 +89,17 @@ async fn every_change_survives_a_restart_and_kill_9() {
     assert!(!server.logs().contains("panicked"));
 }
 
+/// The check every test's server log gets when its server stops (`common::Server`).
+#[test]
+fn the_log_check_finds_keys_but_not_previews() {
+    let key = format!("lava_sk_{}", "a1B2".repeat(11));
+    assert_eq!(common::secrets_in(&format!("key={key} ok")).len(), 1);
+    assert_eq!(common::secrets_in(&format!("wallet {}", key.replace("_sk_", "_wk_"))).len(), 1);
+    assert_eq!(common::secrets_in("sgs_0123456789abcdef0123").len(), 1);
+    assert_eq!(common::secrets_in("upstream key sk-test-openai").len(), 1);
+    assert!(common::secrets_in("preview lava_sk_a1B2**** and lava_wk_ and key_a1B2c3d4e5f6g7h8").is_empty());
+}
+
 #[tokio::test]
 async fn secrets_appear_once_and_never_in_logs_or_the_database() {
     let dir = TempDir::new("secrets");

@@ -179,9 +179,36 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Stops the server and checks that its whole log holds no secret: every end-to-end
+    /// test's server log is read this way.
     fn drop(&mut self) {
         self.kill_9();
+        if !std::thread::panicking() {
+            let leaked = secrets_in(&self.logs());
+            assert!(leaked.is_empty(), "secrets in the server log {}: {leaked:?}", self.log.display());
+        }
     }
+}
+
+/// The secrets in `text`: full spend or wallet keys (a preview has 4 characters and
+/// `****`), dashboard session tokens, and the provider keys these tests configure.
+pub fn secrets_in(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for prefix in ["lava_sk_", "lava_wk_", "sgs_"] {
+        for (at, _) in text.match_indices(prefix) {
+            let rest = &text[at + prefix.len()..];
+            let n = rest.bytes().take_while(u8::is_ascii_alphanumeric).count();
+            if n > 8 {
+                found.push(format!("{prefix}{}...", &rest[..4]));
+            }
+        }
+    }
+    for provider_key in ["sk-test-openai", "sk-test-anthropic"] {
+        if text.contains(provider_key) {
+            found.push(provider_key.to_string());
+        }
+    }
+    found
 }
 
 /// A wallet-API client for one key.

@@ -67,6 +67,8 @@ pub struct ServerSection {
     /// PEM files: with both, the listeners speak TLS only.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at `/metrics` (on the management listener when there is one).
+    pub metrics: Option<bool>,
 }
 
 /// The server's limits on clients, validated.
@@ -81,6 +83,8 @@ pub struct ServerPolicy {
     /// Where the wallet API and the dashboard are served, when not on the main listener.
     pub admin_listen: Option<SocketAddr>,
     pub tls: Option<crate::tls::TlsFiles>,
+    /// `GET /metrics` is served.
+    pub metrics: bool,
 }
 
 impl Default for ServerPolicy {
@@ -91,6 +95,7 @@ impl Default for ServerPolicy {
             shutdown_grace: Duration::from_secs(30),
             admin_listen: None,
             tls: None,
+            metrics: true,
         }
     }
 }
@@ -144,6 +149,7 @@ impl ServerSection {
             shutdown_grace: millis("server", "shutdown_grace_ms", self.shutdown_grace_ms, d.shutdown_grace)?,
             admin_listen,
             tls,
+            metrics: self.metrics.unwrap_or(d.metrics),
         })
     }
 }

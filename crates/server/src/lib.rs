@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod error;
 pub mod gateway;
 pub mod guard;
+pub mod metrics;
 pub mod random;
 pub mod serve;
 pub mod state;
@@ -31,6 +32,9 @@ use state::AppState;
 /// gateway directly (the router has them too, for tests and for its 405s).
 pub fn router(state: AppState, surface: Surface) -> axum::Router {
     let mut router = axum::Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    if surface != Surface::Gateway && state.config.server.metrics {
+        router = router.route("/metrics", get(metrics));
+    }
     if surface != Surface::Gateway {
         router = router
             .merge(wallet_api::routes().layer(DefaultBodyLimit::max(body::WALLET_API_BODY_LIMIT)))
@@ -44,6 +48,13 @@ pub fn router(state: AppState, surface: Surface) -> axum::Router {
         router = router.merge(wallet_api::models_route());
     }
     router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
+}
+
+/// `GET /metrics`: Prometheus metrics (OpenMetrics text).
+async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    let body = state.metrics.render(state.recorder.queued());
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight and writes

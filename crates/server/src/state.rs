@@ -8,6 +8,7 @@ use crate::gateway::keys::Keys;
 use crate::gateway::recorder::Recorder;
 use crate::gateway::spool::Spool;
 use crate::gateway::upstream::Upstreams;
+use crate::metrics::Metrics;
 use spendgate_core::{SpendKeyId, Timestamp};
 use spendgate_store::{Store, StoreError};
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub struct AppState {
     pub upstreams: Arc<Upstreams>,
     /// Failed wallet-key sign-ins by address.
     pub auth_guard: Arc<crate::guard::AuthGuard>,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +58,8 @@ impl AppState {
     /// writer (on the current Tokio runtime). Spend keys are read as they are used.
     pub async fn build(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
         let keys = Arc::new(Keys::default());
-        let upstreams = Upstreams::new(&config.catalog, &config.upstream);
+        let metrics = Arc::new(Metrics::new(&config.catalog));
+        let upstreams = Upstreams::new(&config.catalog, &config.upstream, &metrics);
         let shared = match &config.shared {
             Some(c) => Some(Shared::start(c, store.clone(), keys.clone(), clock.clone()).await?),
             None => None,
@@ -72,6 +75,7 @@ impl AppState {
             keys,
             upstreams: Arc::new(upstreams),
             auth_guard: Arc::default(),
+            metrics,
         })
     }
 

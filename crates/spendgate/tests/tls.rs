@@ -109,6 +109,15 @@ async fn tls_listeners_and_a_separate_management_listener() {
     for base in [&gateway, &admin] {
         assert_eq!(h2.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
     }
+    // Metrics are the operator's: on the management listener only.
+    assert_eq!(h2.get(format!("{gateway}/metrics")).send().await.unwrap().status(), 404);
+    let metrics = h2.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(
+            "spendgate_requests_total{format=\"openai\",provider=\"openai\",model=\"gpt-4o-mini\",status=\"200\"} 4"
+        ),
+        "{metrics}"
+    );
 
     // The dashboard's session cookie is Secure over TLS.
     let signed_in =

@@ -26,10 +26,10 @@ use keys::KeyEntry;
 use serde_json::Value;
 use settle::{Estimate, Settlement};
 use spendgate_core::meter::{CostBound, Headroom, Refusal};
-use spendgate_core::{Model, SpendKey, Timestamp, TokenUsage, WireFormat};
+use spendgate_core::{Model, SpendKey, Timestamp, TokenUsage, Unusable, WireFormat};
 use spendgate_wire::{ReadError, RequestFacts, RequestKind, StreamUsage, anthropic, openai, translate};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use stream::{MeteredStream, Output};
 use upstream::{SendError, Sent, UpstreamResponse};
 
@@ -142,17 +142,39 @@ pub fn routes() -> axum::Router<AppState> {
     router
 }
 
+/// What a request's metrics need, filled in by [`proxy`] as it learns it.
+#[derive(Default)]
+struct Observed {
+    /// The provider's and model's label values (empty until the model is known).
+    provider: &'static str,
+    model: &'static str,
+    /// Time spent waiting for the provider (its answer's head; a whole answer's body).
+    upstream: Duration,
+    /// A stream was started: its duration is observed when it ends.
+    streaming: bool,
+}
+
 /// Serves one request to a gateway endpoint.
 pub async fn handle<B>(state: &AppState, endpoint: Endpoint, req: Request<B>) -> Response
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::fmt::Display,
 {
+    let arrived = Instant::now();
     let (parts, body) = req.into_parts();
-    match proxy(state, endpoint, &parts.headers, &parts.uri, body).await {
+    let mut seen = Observed::default();
+    let response = match proxy(state, endpoint, &parts.headers, &parts.uri, body, &mut seen).await {
         Ok(response) => response,
         Err(e) => e.render(endpoint.error_format()),
+    };
+    let (m, format) = (&state.metrics, endpoint.format().as_str());
+    m.request(format, seen.provider, seen.model, response.status().as_u16());
+    let elapsed = arrived.elapsed();
+    m.overhead(elapsed.saturating_sub(seen.upstream));
+    if !seen.streaming {
+        m.duration(format, elapsed);
     }
+    response
 }
 
 /// Checks 1 and 2: the key is known and usable. Returns its entry and current rules.
@@ -189,7 +211,14 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<
         return Err(ApiError::unauthorized(message));
     };
     let key = entry.lock().key.clone();
-    key.check_usable(state.now()).map_err(|why| ApiError::unauthorized(why.to_string()))?;
+    key.check_usable(state.now()).map_err(|why| {
+        state.metrics.rejected(match why {
+            Unusable::Paused => "key_paused",
+            Unusable::Revoked(_) => "key_revoked",
+            Unusable::Expired(_) => "key_expired",
+        });
+        ApiError::unauthorized(why.to_string())
+    })?;
     Ok((entry, key))
 }
 
@@ -308,6 +337,7 @@ fn resolve_model<'a>(state: &'a AppState, key: &SpendKey, name: &str) -> Result<
         .with_code("model_not_found")
     })?;
     if !key.allows(model) {
+        state.metrics.rejected("model_not_allowed");
         let models = key.allowed_models.as_ref().map_or("all models".to_string(), |m| m.join(", "));
         let providers = key.allowed_providers.as_ref().map_or("all providers".to_string(), |p| p.join(", "));
         return Err(ApiError::new(
@@ -322,7 +352,12 @@ fn resolve_model<'a>(state: &'a AppState, key: &SpendKey, name: &str) -> Result<
     Ok(model)
 }
 
-fn refusal_error(refusal: Refusal) -> ApiError {
+fn refusal_error(state: &AppState, refusal: Refusal) -> ApiError {
+    state.metrics.rejected(match refusal {
+        Refusal::RateLimited { .. } => "rate_limit",
+        Refusal::RequestLimit { .. } => "request_limit",
+        Refusal::SpendLimit { .. } => "spend_limit",
+    });
     let message = refusal.to_string();
     match refusal {
         Refusal::RateLimited { retry_after_ms, .. } => ApiError::new(ErrorKind::RateLimited, message)
@@ -455,6 +490,7 @@ async fn proxy<B>(
     headers: &HeaderMap,
     uri: &Uri,
     body: B,
+    seen: &mut Observed,
 ) -> Result<Response, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
@@ -481,6 +517,7 @@ where
     };
     let facts = read_facts(endpoint, &bytes)?;
     let model = resolve_model(state, &key, &facts.model)?;
+    (seen.provider, seen.model) = (state.metrics.name(&model.provider), state.metrics.name(&model.id));
     let provider_format =
         state.config.catalog.provider(&model.provider).map(|p| p.format).ok_or_else(|| {
             ApiError::internal(format!("model {} names unknown provider {}", model.id, model.provider))
@@ -503,9 +540,12 @@ where
     let target = route.upstream(endpoint);
     if endpoint == Endpoint::CountTokens {
         // Not billed and not limited; it only needs a valid key.
+        let waiting = Instant::now();
         let sent = upstream.send(target.upstream_path(), uri.query(), headers, bytes).await?;
         let sent = sent.map_err(|e| send_error(&model.provider, e))?;
-        return pass_back(sent, upstream.policy().idle_timeout).await.map_err(|e| broken_answer(&model.provider, &e));
+        let answer = pass_back(sent, upstream.policy().idle_timeout).await;
+        seen.upstream = waiting.elapsed();
+        return answer.map_err(|e| broken_answer(&model.provider, &e));
     }
 
     // Checks 6 to 8, and the reservation.
@@ -540,7 +580,7 @@ where
     let Admitted { admission, headroom, rules, hold } = loop {
         match state.counters.admit(&entry, &key, &bound, state.config.reservation, now).await {
             Ok(admitted) => break admitted,
-            Err(AdmitError::Refused(refusal)) => return Err(refusal_error(refusal)),
+            Err(AdmitError::Refused(refusal)) => return Err(refusal_error(state, refusal)),
             Err(AdmitError::Unavailable(message)) => return Err(ApiError::new(ErrorKind::Unavailable, message)),
             // Another instance changed the key: checks 1 to 5 again with the new version.
             Err(AdmitError::Stale) if reloads < 3 => {
@@ -568,9 +608,10 @@ where
         state.recorder.clone(),
         &rules,
         model,
-        endpoint.path(),
+        endpoint,
         estimate,
         started,
+        state.metrics.clone(),
     );
 
     // The budget may lower max tokens; a translated request is also held to the target
@@ -613,8 +654,10 @@ where
     };
 
     let idle = upstream.policy().idle_timeout;
-    let Sent { response: resp, lease } = match upstream.send(target.upstream_path(), uri.query(), headers, body).await?
-    {
+    let waiting = Instant::now();
+    let sent = upstream.send(target.upstream_path(), uri.query(), headers, body).await;
+    seen.upstream = waiting.elapsed();
+    let Sent { response: resp, lease } = match sent? {
         Ok(sent) => sent,
         Err(e) => {
             // No answer: nothing to charge (a failed attempt costs nothing).
@@ -642,6 +685,7 @@ where
     if !status.is_success() {
         // A provider error: no generation, no cost; the request still counts.
         let body = read_all(resp, idle).await.unwrap_or_default();
+        seen.upstream = waiting.elapsed();
         drop(lease);
         settlement.settle(TokenUsage::default(), status.as_u16());
         let body = match route {
@@ -677,9 +721,11 @@ where
         };
         let body = http_body_util::BodyDataStream::new(resp.into_body());
         let stream = MeteredStream::new(Box::pin(body), usage, output, settlement, idle, lease);
+        seen.streaming = true;
         return Ok(respond(status, out, Body::from_stream(stream)));
     }
     let body = read_all(resp, idle).await;
+    seen.upstream = waiting.elapsed();
     drop(lease);
     let body = match body {
         Ok(b) => b,

@@ -17,6 +17,7 @@ use crate::counters::shared::{Settled, Shared};
 use spendgate_store::{RequestRecord, Store};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,6 +42,8 @@ enum Msg {
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::UnboundedSender<Msg>,
+    /// Records queued and not yet written (to the store, or the spool when it is away).
+    queued: Arc<AtomicUsize>,
 }
 
 impl Recorder {
@@ -48,14 +51,23 @@ impl Recorder {
     /// when the store cannot take them (none: they wait in memory).
     pub fn start(store: Arc<dyn Store>, shared: Option<Arc<Shared>>, spool: Option<Spool>) -> Recorder {
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = Writer { store, shared, spool, waiting: VecDeque::new(), memory: Vec::new() };
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer =
+            Writer { store, shared, spool, waiting: VecDeque::new(), memory: Vec::new(), queued: queued.clone() };
         tokio::spawn(writer.run(rx));
-        Recorder { tx }
+        Recorder { tx, queued }
+    }
+
+    /// Records queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Queues a record (and, in cluster mode, its settlement). Never blocks.
     pub fn record(&self, record: RequestRecord, settled: Option<Settled>) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Msg::Record(record, settled)).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             tracing::error!("request record writer has stopped; a record was not written");
         }
     }
@@ -86,6 +98,7 @@ struct Writer {
     waiting: VecDeque<Option<Settlements>>,
     /// Batches waiting in memory when there is no spool (or it failed).
     memory: Vec<(Vec<RequestRecord>, Settlements)>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -133,7 +146,9 @@ impl Writer {
                 shared.settle(releases, "").await;
             }
             if !records.is_empty() {
+                let n = records.len();
                 self.write(records, settlements).await;
+                self.queued.fetch_sub(n, Ordering::Relaxed);
             }
             for ack in acks {
                 let _ = ack.send(());

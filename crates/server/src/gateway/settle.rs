@@ -3,10 +3,12 @@
 //! gone). A `Settlement` that is dropped unsettled releases its reservation, so none is
 //! ever left hanging.
 
+use super::Endpoint;
 use super::keys::KeyEntry;
 use super::recorder::Recorder;
 use crate::counters::Hold;
 use crate::counters::shared::Settled;
+use crate::metrics::Metrics;
 use crate::random;
 use spendgate_core::meter::Admission;
 use spendgate_core::{Prices, SpendKey, TokenUsage, Usd};
@@ -25,12 +27,17 @@ pub struct Estimate {
 
 pub struct Settlement {
     entry: Arc<KeyEntry>,
+    pub metrics: Arc<Metrics>,
+    /// Label values: the client's API format, the provider and the model.
+    pub format: &'static str,
+    pub provider: &'static str,
+    model: &'static str,
     admission: Option<Admission>,
     hold: Hold,
     recorder: Recorder,
     prices: Prices,
     record: RequestRecord,
-    started: Instant,
+    pub started: Instant,
     pub estimate: Estimate,
 }
 
@@ -43,9 +50,10 @@ impl Settlement {
         recorder: Recorder,
         key: &SpendKey,
         model: &spendgate_core::Model,
-        endpoint: &str,
+        endpoint: Endpoint,
         estimate: Estimate,
         started: Instant,
+        metrics: Arc<Metrics>,
     ) -> Settlement {
         let record = RequestRecord {
             id: random::request_id(),
@@ -53,7 +61,7 @@ impl Settlement {
             wallet_id: key.wallet_id.clone(),
             model: model.id.clone(),
             provider: model.provider.clone(),
-            endpoint: endpoint.to_string(),
+            endpoint: endpoint.path().to_string(),
             status: 0,
             usage: TokenUsage::default(),
             cost: Usd::ZERO,
@@ -62,6 +70,10 @@ impl Settlement {
         };
         Settlement {
             entry,
+            format: endpoint.format().as_str(),
+            provider: metrics.name(&model.provider),
+            model: metrics.name(&model.id),
+            metrics,
             admission: Some(admission),
             hold,
             recorder,
@@ -86,6 +98,7 @@ impl Settlement {
         record.usage = usage;
         record.cost = cost;
         record.latency_ms = self.started.elapsed().as_millis() as u64;
+        self.metrics.settled(self.provider, self.model, &usage, cost);
         match self.hold {
             Hold::Local => {
                 self.entry.lock().meter.settle(admission, cost);

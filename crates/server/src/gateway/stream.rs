@@ -46,6 +46,8 @@ pub struct MeteredStream {
     /// (moved on at each chunk).
     idle: Duration,
     timer: Pin<Box<Sleep>>,
+    /// Content has reached the client (the time to first token is observed once).
+    started_output: bool,
     _lease: Lease,
 }
 
@@ -59,6 +61,7 @@ impl MeteredStream {
         lease: Lease,
     ) -> Self {
         let timer = Box::pin(tokio::time::sleep(idle));
+        settlement.metrics.stream_opened();
         MeteredStream {
             upstream,
             parser: Parser::new(),
@@ -68,6 +71,7 @@ impl MeteredStream {
             done: false,
             idle,
             timer,
+            started_output: false,
             _lease: lease,
         }
     }
@@ -120,6 +124,8 @@ impl MeteredStream {
             Some(usage) => self.settlement.settle(usage, status),
             None => self.settlement.settle_estimated(self.usage.partial(), self.usage.output_chars(), status),
         };
+        let s = &self.settlement;
+        s.metrics.duration(s.format, s.started.elapsed());
     }
 }
 
@@ -150,6 +156,11 @@ impl Stream for MeteredStream {
                     if out.is_empty() {
                         continue;
                     }
+                    if !this.started_output && this.usage.output_chars() > 0 {
+                        this.started_output = true;
+                        let s = &this.settlement;
+                        s.metrics.first_token(s.provider, s.started.elapsed());
+                    }
                     return Poll::Ready(Some(Ok(out)));
                 }
                 Poll::Ready(Some(Err(e))) => {
@@ -174,5 +185,6 @@ impl Drop for MeteredStream {
         if !self.done {
             self.finish(CLIENT_CLOSED);
         }
+        self.settlement.metrics.stream_closed();
     }
 }

@@ -13,9 +13,10 @@
 //! 503, 504, 529) and lets one trial request through per cool-down.
 
 use crate::error::{ApiError, ErrorKind};
+use crate::metrics::{Metrics, UpstreamError};
 use axum::body::Bytes;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -185,6 +186,9 @@ pub struct Upstream {
     client: HttpClient,
     policy: Arc<UpstreamPolicy>,
     epoch: Instant,
+    metrics: Arc<Metrics>,
+    /// `name` as a metrics label value.
+    label: &'static str,
 }
 
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -219,6 +223,7 @@ impl Upstream {
         let mut last_failed = None;
         loop {
             let Some(i) = self.pick(last_failed) else {
+                self.metrics.upstream_error(self.label, UpstreamError::CircuitOpen);
                 return Ok(Err(SendError::Open { retry_after: self.retry_after() }));
             };
             let target = &self.targets[i];
@@ -229,6 +234,12 @@ impl Upstream {
             let retry_left = attempt < self.policy.retries;
             let wait = match outcome {
                 Ok(Ok(response)) if is_retryable(response.status()) => {
+                    let kind = if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                        UpstreamError::RateLimited
+                    } else {
+                        UpstreamError::ServerError
+                    };
+                    self.metrics.upstream_error(self.label, kind);
                     if is_target_failure(response.status()) {
                         self.failed(i, &format!("status {}", response.status().as_u16()));
                     }
@@ -242,6 +253,7 @@ impl Upstream {
                     return Ok(Ok(Sent { response, lease }));
                 }
                 Ok(Err(e)) => {
+                    self.metrics.upstream_error(self.label, UpstreamError::Unreachable);
                     let cause = cause_chain(&e);
                     self.failed(i, &cause);
                     // Only a connection that was never made is retried: a request that
@@ -252,11 +264,13 @@ impl Upstream {
                     backoff(attempt, self.policy.retry_backoff)
                 }
                 Err(_) => {
+                    self.metrics.upstream_error(self.label, UpstreamError::Timeout);
                     self.failed(i, "first-byte timeout");
                     return Ok(Err(SendError::Timeout(self.policy.first_byte_timeout)));
                 }
             };
             drop(lease);
+            self.metrics.retried(self.label);
             tracing::info!(provider = %self.name, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "retrying the provider request");
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -424,7 +438,7 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn new(catalog: &Catalog, policy: &UpstreamPolicy) -> Upstreams {
+    pub fn new(catalog: &Catalog, policy: &UpstreamPolicy, metrics: &Arc<Metrics>) -> Upstreams {
         let mut map = HashMap::new();
         let policy = Arc::new(policy.clone());
         let epoch = Instant::now();
@@ -475,6 +489,8 @@ impl Upstreams {
                     client,
                     policy: policy.clone(),
                     epoch,
+                    metrics: metrics.clone(),
+                    label: metrics.name(&p.name),
                 },
             );
         }

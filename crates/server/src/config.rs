@@ -32,12 +32,32 @@ pub struct ConfigFile {
     pub upstream: UpstreamSection,
     #[serde(default)]
     pub server: ServerSection,
+    #[serde(default)]
+    pub log: LogSection,
     /// Providers to add, or fields of built-in ones to override.
     #[serde(default)]
     pub provider: Vec<ProviderEntry>,
     /// Models to add, or prices of built-in ones to override.
     #[serde(default)]
     pub model: Vec<ModelEntry>,
+}
+
+/// Logging: the level filter (`SPENDGATE_LOG` overrides it) and the line format
+/// (`--log-format` overrides it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    pub level: Option<String>,
+    pub format: Option<String>,
+}
+
+/// Logging, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPolicy {
+    /// A `tracing` filter: `info`, `warn`, `spendgate_server=debug,info`, ...
+    pub level: String,
+    /// `pretty` or `json`.
+    pub format: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -229,6 +249,7 @@ pub struct ClusterSection {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<String>,
+    pub log_format: Option<String>,
     pub admin_listen: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -248,6 +269,7 @@ pub struct Config {
     pub reservation: ReservationPolicy,
     pub upstream: UpstreamPolicy,
     pub server: ServerPolicy,
+    pub log: LogPolicy,
     pub spool_dir: PathBuf,
     /// Cluster mode: the shared counters (none: one instance, counters in memory).
     pub shared: Option<SharedConfig>,
@@ -358,6 +380,15 @@ impl Config {
             }
         };
         let upstream = file.upstream.resolve()?;
+        let format = o.log_format.clone().or(file.log.format).unwrap_or_else(|| "pretty".into());
+        if format != "pretty" && format != "json" {
+            return Err(ConfigError::Field {
+                section: "log",
+                field: "format",
+                reason: format!("{format:?} must be \"pretty\" or \"json\""),
+            });
+        }
+        let log = LogPolicy { level: file.log.level.unwrap_or_else(|| "info".into()), format };
         let base = path.parent().unwrap_or(Path::new(""));
         let server = file.server.resolve(o, listen, base)?;
         let spool_dir = file.spool_dir.unwrap_or_else(|| default_spool_dir(&database_url));
@@ -370,6 +401,7 @@ impl Config {
             reservation,
             upstream,
             server,
+            log,
             spool_dir,
             shared,
         })

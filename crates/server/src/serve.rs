@@ -63,7 +63,9 @@ impl App {
                 (path, response)
             }
         };
-        log(&method, &path, &response, start);
+        if response.extensions().get::<Logged>().is_none() {
+            log(&method, &path, &response, start);
+        }
         response
     }
 }
@@ -103,6 +105,11 @@ pub struct Listener {
     pub surface: Surface,
     pub tls: Option<TlsAcceptor>,
 }
+
+/// Marks a response whose request was logged already (the gateway logs its own, with
+/// the key, model, tokens and cost).
+#[derive(Clone, Copy, Debug)]
+pub struct Logged;
 
 /// Marks the requests that came over TLS.
 #[derive(Clone, Copy, Debug)]

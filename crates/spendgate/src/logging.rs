@@ -25,12 +25,19 @@ const BUFFER_LIMIT: usize = 64 << 10;
 
 static BUFFER: OnceLock<Buffered> = OnceLock::new();
 
-/// Installs the subscriber: filter from `SPENDGATE_LOG` (or `RUST_LOG`, default `info`),
-/// `format` "json" or text.
-pub fn init(format: &str) {
-    let filter = EnvFilter::try_from_env("SPENDGATE_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the subscriber: filter from `SPENDGATE_LOG` (or `RUST_LOG`, else the
+/// config's `log.level`; a filter that does not parse is an error), lines as JSON or
+/// text (`log.format`).
+pub fn init(policy: &spendgate_server::config::LogPolicy) -> anyhow::Result<()> {
+    let from_env =
+        ["SPENDGATE_LOG", "RUST_LOG"].iter().find_map(|v| std::env::var(v).ok().filter(|f| !f.trim().is_empty()));
+    let (filter, setting) = match &from_env {
+        Some(f) => (f.as_str(), "SPENDGATE_LOG (or RUST_LOG)"),
+        None => (policy.level.as_str(), "log.level"),
+    };
+    let filter = EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("{setting} {filter:?} is not a log filter like \"info\" or \"warn\": {e}"))?;
+    let format = policy.format.as_str();
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let writer = BUFFER.get_or_init(Buffered::start).clone();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
@@ -39,6 +46,7 @@ pub fn init(format: &str) {
     } else {
         builder.event_format(Text).init();
     }
+    Ok(())
 }
 
 /// Writes the lines still in memory.

@@ -41,19 +41,19 @@ pub struct ServeArgs {
     /// `demo.db` in the data directory unless --database is given.
     #[arg(long)]
     demo: bool,
-    /// Log format.
-    #[arg(long, env = "SPENDGATE_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
-    log_format: String,
+    /// Log format [default: pretty, or the config file's log.format].
+    #[arg(long, env = "SPENDGATE_LOG_FORMAT", value_parser = ["pretty", "json"])]
+    log_format: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    crate::logging::init(&args.log_format);
     let database = match (&args.database, args.demo) {
         (None, true) => Some(spendgate_server::config::default_database_url().replace("spendgate.db", "demo.db")),
         (db, _) => db.clone(),
     };
     let mut config = Config::load(&Overrides {
         listen: args.listen,
+        log_format: args.log_format,
         admin_listen: args.admin_listen,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
@@ -61,6 +61,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         redis: args.redis,
         config: args.config,
     })?;
+    crate::logging::init(&config.log)?;
     let tls = config.server.tls.as_ref().map(spendgate_server::tls::acceptor).transpose()?;
     if args.demo {
         let mock_url = start_demo_mock().await?;

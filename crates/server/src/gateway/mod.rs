@@ -24,9 +24,9 @@ use axum::routing::post;
 use bytes::BytesMut;
 use keys::KeyEntry;
 use serde_json::Value;
-use settle::{Estimate, Settlement};
+use settle::{Estimate, Identity, Settlement};
 use spendgate_core::meter::{CostBound, Headroom, Refusal};
-use spendgate_core::{Model, SpendKey, Timestamp, TokenUsage, Unusable, WireFormat};
+use spendgate_core::{Model, SpendKey, SpendKeyId, Timestamp, TokenUsage, Unusable, WireFormat};
 use spendgate_wire::{ReadError, RequestFacts, RequestKind, StreamUsage, anthropic, openai, translate};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,9 +142,15 @@ pub fn routes() -> axum::Router<AppState> {
     router
 }
 
-/// What a request's metrics need, filled in by [`proxy`] as it learns it.
+/// What a request's metrics and log line need, filled in by [`proxy`] as it learns it.
 #[derive(Default)]
 struct Observed {
+    /// The gateway's id for the request (its record's), and the client's
+    /// `x-request-id` when it sent a usable one.
+    id: String,
+    client_id: Option<HeaderValue>,
+    /// The key, once it is known.
+    key: Option<SpendKeyId>,
     /// The provider's and model's label values (empty until the model is known).
     provider: &'static str,
     model: &'static str,
@@ -152,7 +158,21 @@ struct Observed {
     upstream: Duration,
     /// A stream was started: its duration is observed when it ends.
     streaming: bool,
+    /// The request was settled, or will be when its stream ends: the settlement writes
+    /// its log line.
+    logged: bool,
 }
+
+/// The client's `x-request-id`, if it is one we can echo and log as it is: 1 to 128
+/// characters of letters, digits and `-_.:`.
+fn client_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
+    let v = headers.get(&X_REQUEST_ID)?;
+    let ok =
+        (1..=128).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
+    ok.then(|| v.clone())
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Serves one request to a gateway endpoint.
 pub async fn handle<B>(state: &AppState, endpoint: Endpoint, req: Request<B>) -> Response
@@ -162,18 +182,43 @@ where
 {
     let arrived = Instant::now();
     let (parts, body) = req.into_parts();
-    let mut seen = Observed::default();
-    let response = match proxy(state, endpoint, &parts.headers, &parts.uri, body, &mut seen).await {
+    let mut seen = Observed {
+        id: crate::random::request_id(),
+        client_id: client_request_id(&parts.headers),
+        ..Observed::default()
+    };
+    let mut response = match proxy(state, endpoint, &parts.headers, &parts.uri, body, &mut seen).await {
         Ok(response) => response,
         Err(e) => e.render(endpoint.error_format()),
     };
+    let status = response.status().as_u16();
     let (m, format) = (&state.metrics, endpoint.format().as_str());
-    m.request(format, seen.provider, seen.model, response.status().as_u16());
+    m.request(format, seen.provider, seen.model, status);
     let elapsed = arrived.elapsed();
     m.overhead(elapsed.saturating_sub(seen.upstream));
     if !seen.streaming {
         m.duration(format, elapsed);
     }
+    if !seen.logged {
+        // Refused, or nothing reached the provider: nothing charged.
+        tracing::info!(
+            request_id = seen.client_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(&seen.id),
+            key = seen.key.as_ref().map(SpendKeyId::as_str),
+            endpoint = endpoint.path(),
+            model = seen.model,
+            status,
+            ms = elapsed.as_millis() as u64,
+            "request"
+        );
+    }
+    // The provider's own request id stays available under another name.
+    let headers = response.headers_mut();
+    if let Some(theirs) = headers.remove(&X_REQUEST_ID) {
+        headers.insert(HeaderName::from_static("x-provider-request-id"), theirs);
+    }
+    let ours = seen.client_id.unwrap_or_else(|| HeaderValue::try_from(seen.id).unwrap_or(HeaderValue::from_static("")));
+    headers.insert(X_REQUEST_ID, ours);
+    response.extensions_mut().insert(crate::serve::Logged);
     response
 }
 
@@ -502,6 +547,7 @@ where
     } else {
         authenticate(state, headers).await?
     };
+    seen.key = Some(key.id.clone());
     check_format(&key, endpoint, headers)?;
     let bytes = match tokio::time::timeout(state.config.server.body_timeout, read_body(headers, body)).await {
         Ok(read) => read?,
@@ -612,6 +658,7 @@ where
         estimate,
         started,
         state.metrics.clone(),
+        Identity { record: seen.id.clone(), client: seen.client_id.clone() },
     );
 
     // The budget may lower max tokens; a translated request is also held to the target
@@ -688,6 +735,7 @@ where
         seen.upstream = waiting.elapsed();
         drop(lease);
         settlement.settle(TokenUsage::default(), status.as_u16());
+        seen.logged = true;
         let body = match route {
             Route::Direct => body,
             _ => {
@@ -721,7 +769,7 @@ where
         };
         let body = http_body_util::BodyDataStream::new(resp.into_body());
         let stream = MeteredStream::new(Box::pin(body), usage, output, settlement, idle, lease);
-        seen.streaming = true;
+        (seen.streaming, seen.logged) = (true, true);
         return Ok(respond(status, out, Body::from_stream(stream)));
     }
     let body = read_all(resp, idle).await;
@@ -731,6 +779,7 @@ where
         Ok(b) => b,
         Err(e) => {
             settlement.settle_estimated(TokenUsage::default(), 0, status.as_u16());
+            seen.logged = true;
             return Err(broken_answer(&model.provider, &e));
         }
     };
@@ -747,6 +796,7 @@ where
         Some(u) => settlement.settle(u, status.as_u16()),
         None => settlement.settle_estimated(TokenUsage::default(), body.len() as u64, status.as_u16()),
     };
+    seen.logged = true;
     put(&mut out, HeaderName::from_static("x-spendgate-cost"), cost);
     let body = match (route, &answer) {
         (Route::ChatToMessages, Some(a)) => json_bytes(&translate::chat_to_messages::response(a, &ctx))?,

@@ -9,7 +9,6 @@ use super::recorder::Recorder;
 use crate::counters::Hold;
 use crate::counters::shared::Settled;
 use crate::metrics::Metrics;
-use crate::random;
 use spendgate_core::meter::Admission;
 use spendgate_core::{Prices, SpendKey, TokenUsage, Usd};
 use spendgate_store::RequestRecord;
@@ -25,8 +24,16 @@ pub struct Estimate {
     pub max_output: u64,
 }
 
+/// A request's ids: the gateway's (its record's) and the client's `x-request-id`.
+pub struct Identity {
+    pub record: String,
+    pub client: Option<axum::http::HeaderValue>,
+}
+
 pub struct Settlement {
     entry: Arc<KeyEntry>,
+    /// The client's `x-request-id`, logged beside the record's id.
+    client_id: Option<axum::http::HeaderValue>,
     pub metrics: Arc<Metrics>,
     /// Label values: the client's API format, the provider and the model.
     pub format: &'static str,
@@ -54,9 +61,10 @@ impl Settlement {
         estimate: Estimate,
         started: Instant,
         metrics: Arc<Metrics>,
+        ids: Identity,
     ) -> Settlement {
         let record = RequestRecord {
-            id: random::request_id(),
+            id: ids.record,
             key_id: key.id.clone(),
             wallet_id: key.wallet_id.clone(),
             model: model.id.clone(),
@@ -70,6 +78,7 @@ impl Settlement {
         };
         Settlement {
             entry,
+            client_id: ids.client,
             format: endpoint.format().as_str(),
             provider: metrics.name(&model.provider),
             model: metrics.name(&model.id),
@@ -99,6 +108,21 @@ impl Settlement {
         record.cost = cost;
         record.latency_ms = self.started.elapsed().as_millis() as u64;
         self.metrics.settled(self.provider, self.model, &usage, cost);
+        // The request's log line (one per request; refused ones are logged by `handle`).
+        let client_id = self.client_id.as_ref().and_then(|v| v.to_str().ok());
+        tracing::info!(
+            request_id = client_id.unwrap_or(&record.id),
+            record_id = client_id.map(|_| record.id.as_str()),
+            key = record.key_id.as_str(),
+            endpoint = record.endpoint,
+            model = record.model,
+            status,
+            input_tokens = usage.input + usage.cached_input + usage.cache_write,
+            output_tokens = usage.output,
+            cost = %cost,
+            ms = record.latency_ms,
+            "request"
+        );
         match self.hold {
             Hold::Local => {
                 self.entry.lock().meter.settle(admission, cost);

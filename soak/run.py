@@ -8,8 +8,9 @@ The load, by request number: answered chats, streams read to the end, streams th
 client hangs up on after the first chunk, provider errors (500, retried by the gateway),
 and bad input (400, never admitted). Afterwards the key's total_requests must equal the
 requests that were admitted, the request log must hold one record for each, its costs
-must add up to the key's total_spend, and the mock must have seen every hung-up stream
-cancelled. Prints a table of the samples and the checks (for soak/RESULTS.md)."""
+must add up to the key's total_spend, the mock must have seen every hung-up stream
+cancelled, and /metrics must agree (requests by status, spend, nothing open or queued).
+Prints a table of the samples and the checks (for soak/RESULTS.md)."""
 import argparse, http.client, json, os, socket, subprocess, sys, tempfile, threading, time
 from decimal import Decimal
 
@@ -116,6 +117,18 @@ def main():
             cursor = page["next_cursor"]
         c = http.client.HTTPConnection("127.0.0.1", mock_port); c.request("GET", "/_mock/stats")
         cancelled = json.loads(c.getresponse().read())["streams_cancelled"]
+        c = http.client.HTTPConnection("127.0.0.1", port); c.request("GET", "/metrics")
+        metrics = {}
+        for line in c.getresponse().read().decode().splitlines():
+            if line and not line.startswith("#"):
+                series, value = line.rsplit(" ", 1)
+                metrics[series] = float(value)
+        m = lambda series: metrics.get(series, 0.0)
+        mini = 'format="openai",provider="openai",model="gpt-4o-mini"'
+        ok_200 = m("spendgate_requests_total{" + mini + ',status="200"}')
+        ok_500 = m("spendgate_requests_total{" + mini + ',status="500"}')
+        ok_400 = m('spendgate_requests_total{format="openai",provider="",model="",status="400"}')
+        spend = m('spendgate_spend_usd_total{provider="openai",model="gpt-4o-mini"}')
 
         print(f"soak: {a.minutes:g} min, {a.workers} workers, {sum(counts.values())} requests: {counts}")
         print("\n| elapsed s | RSS MB | open fds | requests done |\n|---|---|---|---|")
@@ -127,6 +140,11 @@ def main():
             (f"records {records} == admitted {admitted}", records == admitted),
             (f"sum of record costs {cost} == total_spend {view['total_spend']}", cost == Decimal(view["total_spend"])),
             (f"streams cancelled at the provider {cancelled} >= hang-ups {counts['hangup']}", cancelled >= counts["hangup"]),
+            ("metrics: no stream open, no record queued after",
+             m("spendgate_open_streams") == 0 and m("spendgate_record_queue_depth") == 0),
+            (f"metrics: requests 200/500/400 {ok_200:.0f}/{ok_500:.0f}/{ok_400:.0f} as counted",
+             (ok_200, ok_500, ok_400) == (counts["chat"] + counts["stream"] + counts["hangup"], counts["provider_error"], counts["bad_input"])),
+            (f"metrics: spend {spend:.6f} == total_spend", abs(spend - float(view["total_spend"])) < 1e-6),
         ]
         print()
         for what, ok in checks:

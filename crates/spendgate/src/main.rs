@@ -1,5 +1,6 @@
 //! The `spendgate` binary: `serve` runs the gateway, `wallets` bootstraps wallets on
-//! the store directly, `keys` manages spend keys through the wallet API.
+//! the store directly, `keys` and `audit` use the wallet API, `config check` validates
+//! a configuration, `completions` prints shell completions.
 // One unsafe call: the allocator's options (`allocator.rs`).
 #![deny(unsafe_code)]
 
@@ -13,13 +14,14 @@ macro_rules! say {
 }
 
 mod allocator;
+mod config_cmd;
 mod keys;
 mod logging;
 mod serve;
 mod table;
 mod wallets;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use std::process::ExitCode;
 
@@ -46,6 +48,14 @@ enum Command {
     Keys(keys::KeysCommand),
     /// The wallet's audit log: who changed what, when, from where (needs SPENDGATE_WALLET_KEY).
     Audit(keys::AuditArgs),
+    /// Check a configuration and print what it resolves to.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Print shell completions: `spendgate completions bash > /etc/bash_completion.d/spendgate`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run a mock OpenAI + Anthropic provider (for tests, benchmarks and trying it out).
     MockProvider(spendgate_mock::MockArgs),
 }
@@ -66,6 +76,11 @@ fn main() -> ExitCode {
             Command::Wallets(cmd) => wallets::run(cmd).await,
             Command::Keys(cmd) => keys::run(cmd).await,
             Command::Audit(args) => keys::audit(args).await,
+            Command::Config(cmd) => config_cmd::run(cmd),
+            Command::Completions { shell } => {
+                clap_complete::generate(shell, &mut Cli::command(), "spendgate", &mut std::io::stdout());
+                Ok(())
+            }
             Command::MockProvider(args) => spendgate_mock::run(args).await,
         }
     });

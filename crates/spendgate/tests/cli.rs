@@ -214,3 +214,73 @@ fn errors_print_the_reason_and_exit_non_zero() {
     let (ok, _, err) = cli(&["serve", "--database", "mysql://x"], &[("SPENDGATE_LISTEN", "127.0.0.1:0")]);
     assert!(!ok && err.contains("mysql://x"), "{err}");
 }
+
+#[test]
+fn config_check_prints_what_it_resolved_without_secrets() {
+    let dir = TempDir::new("config-check");
+    let config = dir.path("spendgate.toml");
+    std::fs::write(
+        &config,
+        "listen = \"0.0.0.0:9000\"\n\
+         [server]\nadmin_listen = \"127.0.0.1:9090\"\n\
+         [log]\nformat = \"json\"\n\
+         [[provider]]\nname = \"openai\"\n\
+         [[provider.target]]\napi_key_env = \"SG_TEST_OPENAI_A\"\n\
+         [[provider.target]]\nbase_url = \"https://proxy.internal/v1\"\napi_key_env = \"SG_TEST_OPENAI_B\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let env = [("SG_TEST_OPENAI_A", "sk-very-secret-a"), ("ANTHROPIC_API_KEY", "sk-ant-very-secret")];
+    let database = "postgres://spendgate:hunter2@db.internal/spendgate";
+    let (ok, out, err) = cli(&["config", "check", "--config", config, "--database", database], &env);
+    assert!(ok, "{err}");
+    for part in [
+        "config ok",
+        "listen        0.0.0.0:9000",
+        "admin listen  127.0.0.1:9090",
+        "postgres://spendgate:****@db.internal/spendgate",
+        "as json",
+        "anthropic",
+        "(+1 more)",
+    ] {
+        assert!(out.contains(part), "{part} missing:\n{out}");
+    }
+    for secret in ["sk-very-secret-a", "sk-ant-very-secret", "hunter2"] {
+        assert!(!out.contains(secret) && !err.contains(secret), "{secret} printed");
+    }
+
+    let (ok, out, _) = cli(&["config", "check", "--config", config, "--json"], &env);
+    assert!(ok);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let provider = |name: &str| v["providers"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+    let openai = provider("openai");
+    assert_eq!(openai["targets"].as_array().unwrap().len(), 2);
+    assert_eq!(openai["targets"][0]["key"], true, "target A's key is set");
+    assert_eq!(openai["targets"][1]["key"], false, "target B's is not");
+    assert_eq!(openai["targets"][1]["base_url"], "https://proxy.internal/v1");
+    assert!(openai["models"].as_array().unwrap().iter().any(|m| m == "gpt-4o-mini"));
+    assert_eq!(provider("anthropic")["configured"], true);
+    assert_eq!(provider("groq")["configured"], false);
+    assert_eq!(v["admin_listen"], "127.0.0.1:9090");
+    assert!(v["models"].as_u64().unwrap() > 10);
+    assert!(v["spool_dir"].as_str().unwrap().len() > 1);
+
+    // A bad setting is named, and nothing is printed as resolved.
+    std::fs::write(dir.path("bad.toml"), "[server]\nheader_timeout_ms = 0\n").unwrap();
+    let (ok, out, err) = cli(&["config", "check", "--config", dir.path("bad.toml").to_str().unwrap()], &[]);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("server.header_timeout_ms"), "{err}");
+}
+
+#[test]
+fn shell_completions_cover_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (ok, out, err) = cli(&["completions", shell], &[]);
+        assert!(ok, "{shell}: {err}");
+        for word in ["serve", "wallets", "keys", "audit", "config", "spend-limit"] {
+            assert!(out.contains(word), "{shell}: {word} missing");
+        }
+    }
+    let (ok, _, err) = cli(&["completions", "tcsh"], &[]);
+    assert!(!ok && err.contains("tcsh"), "{err}");
+}

@@ -2558,12 +2558,70 @@ console.log(completion.choices[0].message.content);`,
 
   const PAGE_SIZE = 20;
 
-  function requestLogSection({ keyId, keysById, showKey, range }) {
-    const titleId = uid('log');
-    const tableHost = h('div', null, loadingBlock('Loading requests…'));
+  /**
+   * Cursor paging over a wallet API list (`data`, `has_more`, `next_cursor`): Previous
+   * and Next buttons, a "Page N · things a–b" line, and `load`/`reload`.
+   * `fetchPage(cursor)` returns the API's answer; `render(rows, page)` shows a page;
+   * `onError(err, retry)` shows a failure; `busy` elements get `aria-busy` while loading.
+   */
+  function cursorPager({ noun, fetchPage, render, onError, busy = [] }) {
     const info = h('span', { class: 'pager-info', 'aria-live': 'polite' });
     const prev = h('button', { type: 'button', class: 'btn btn-sm', disabled: true }, icon('left'), 'Previous');
     const next = h('button', { type: 'button', class: 'btn btn-sm', disabled: true }, 'Next', icon('right'));
+    let cursors = [null];
+    let page = 0;
+    let seq = 0;
+    let nextCursor = null;
+
+    async function load() {
+      const mySeq = ++seq;
+      for (const el of busy) el.setAttribute('aria-busy', 'true');
+      prev.disabled = true;
+      next.disabled = true;
+      try {
+        const res = await fetchPage(cursors[page]);
+        if (mySeq !== seq) return;
+        nextCursor = res.has_more ? res.next_cursor || null : null;
+        const rows = res.data || [];
+        render(rows, page);
+        prev.disabled = page === 0;
+        next.disabled = !nextCursor;
+        info.textContent = rows.length ? `Page ${page + 1} · ${noun} ${fmtInt(page * PAGE_SIZE + 1)}–${fmtInt(page * PAGE_SIZE + rows.length)}` : '';
+      } catch (err) {
+        if (err.expired || mySeq !== seq) return;
+        onError(err, load);
+        prev.disabled = page === 0;
+      } finally {
+        for (const el of busy) el.removeAttribute('aria-busy');
+      }
+    }
+
+    prev.addEventListener('click', () => {
+      if (page === 0) return;
+      page--;
+      load();
+    });
+    next.addEventListener('click', () => {
+      if (!nextCursor) return;
+      cursors = cursors.slice(0, page + 1);
+      cursors.push(nextCursor);
+      page++;
+      load();
+    });
+    return {
+      el: h('div', { class: 'pager' }, info, h('div', { class: 'pager-buttons' }, prev, next)),
+      load,
+      reload: () => {
+        cursors = [null];
+        page = 0;
+        return load();
+      },
+    };
+  }
+
+  function requestLogSection({ keyId, keysById, showKey, range }) {
+    const titleId = uid('log');
+    const tableHost = h('div', null, loadingBlock('Loading requests…'));
     const exportLink = h('a', { class: 'btn btn-sm', download: '', href: '#' }, icon('download'), 'Export CSV');
     const updateExport = () => {
       const r = range();
@@ -2579,39 +2637,21 @@ console.log(completion.choices[0].message.content);`,
     exportLink.addEventListener('pointerenter', updateExport);
     exportLink.addEventListener('click', updateExport);
 
-    let cursors = [null];
-    let page = 0;
-    let seq = 0;
-    let nextCursor = null;
+    const pager = cursorPager({
+      noun: 'requests',
+      busy: [tableHost],
+      fetchPage: (cursor) => {
+        updateExport();
+        const qs = new URLSearchParams({ limit: String(PAGE_SIZE) });
+        if (keyId) qs.set('spend_key_id', keyId);
+        if (cursor) qs.set('cursor', cursor);
+        return api('GET', `/v1/requests?${qs}`);
+      },
+      render: renderRows,
+      onError: (err, retry) => replace(tableHost, errorBlock(err, retry)),
+    });
 
-    async function load() {
-      const mySeq = ++seq;
-      updateExport();
-      const qs = new URLSearchParams({ limit: String(PAGE_SIZE) });
-      if (keyId) qs.set('spend_key_id', keyId);
-      if (cursors[page]) qs.set('cursor', cursors[page]);
-      tableHost.setAttribute('aria-busy', 'true');
-      prev.disabled = true;
-      next.disabled = true;
-      try {
-        const res = await api('GET', `/v1/requests?${qs}`);
-        if (mySeq !== seq) return;
-        nextCursor = res.has_more ? res.next_cursor || null : null;
-        renderRows(res.data || []);
-        prev.disabled = page === 0;
-        next.disabled = !nextCursor;
-        const n = (res.data || []).length;
-        info.textContent = n ? `Page ${page + 1} · requests ${fmtInt(page * PAGE_SIZE + 1)}–${fmtInt(page * PAGE_SIZE + n)}` : '';
-      } catch (err) {
-        if (err.expired || mySeq !== seq) return;
-        replace(tableHost, errorBlock(err, load));
-        prev.disabled = page === 0;
-      } finally {
-        tableHost.removeAttribute('aria-busy');
-      }
-    }
-
-    function renderRows(rows) {
+    function renderRows(rows, page) {
       if (!rows.length) {
         replace(
           tableHost,
@@ -2667,19 +2707,6 @@ console.log(completion.choices[0].message.content);`,
       replace(tableHost, h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-labelledby': titleId }, table));
     }
 
-    prev.addEventListener('click', () => {
-      if (page === 0) return;
-      page--;
-      load();
-    });
-    next.addEventListener('click', () => {
-      if (!nextCursor) return;
-      cursors = cursors.slice(0, page + 1);
-      cursors.push(nextCursor);
-      page++;
-      load();
-    });
-
     const el = h(
       'section',
       { class: 'section', 'aria-labelledby': titleId, dataset: { section: 'requests' } },
@@ -2689,16 +2716,9 @@ console.log(completion.choices[0].message.content);`,
         h('div', null, h('h2', { id: titleId }, 'Request log'), h('p', { class: 'sub' }, 'Newest first. Hover the tokens for the breakdown.')),
         h('div', { class: 'tools' }, exportLink),
       ),
-      h('div', { class: 'card table-card' }, tableHost, h('div', { class: 'pager' }, info, h('div', { class: 'pager-buttons' }, prev, next))),
+      h('div', { class: 'card table-card' }, tableHost, pager.el),
     );
-    return {
-      el,
-      reload: () => {
-        cursors = [null];
-        page = 0;
-        return load();
-      },
-    };
+    return { el, reload: pager.reload };
   }
 
   // ---------------------------------------------------------------------------
@@ -2837,50 +2857,28 @@ console.log(completion.choices[0].message.content);`,
     pageTitle('Activity');
     const titleId = uid('activity');
     const tableHost = h('div', null, loadingBlock('Loading activity…'));
-    const info = h('span', { class: 'pager-info', 'aria-live': 'polite' });
-    const prev = h('button', { type: 'button', class: 'btn btn-sm', disabled: true }, icon('left'), 'Previous');
-    const next = h('button', { type: 'button', class: 'btn btn-sm', disabled: true }, 'Next', icon('right'));
     const refreshBtn = h('button', { type: 'button', class: 'btn', id: 'refresh' }, icon('refresh'), 'Refresh');
+    const pager = cursorPager({
+      noun: 'entries',
+      busy: [tableHost, refreshBtn],
+      fetchPage: (cursor) => {
+        const qs = new URLSearchParams({ limit: String(PAGE_SIZE) });
+        if (cursor) qs.set('cursor', cursor);
+        return api('GET', `/v1/audit_log?${qs}`);
+      },
+      render: (rows) => {
+        if (ctx.alive()) render(rows);
+      },
+      onError: (err, retry) => replace(tableHost, errorBlock(err, retry)),
+    });
     replace(
       main,
       pageHead({ title: 'Activity', lede: 'Every change to this wallet: who made it, when, from where, and what changed. Newest first.', actions: [refreshBtn] }),
       h('section', { class: 'section', 'aria-labelledby': titleId, dataset: { section: 'activity' } },
         h('h2', { id: titleId, class: 'visually-hidden' }, 'Audit log'),
-        h('div', { class: 'card table-card' }, tableHost, h('div', { class: 'pager' }, info, h('div', { class: 'pager-buttons' }, prev, next)))),
+        h('div', { class: 'card table-card' }, tableHost, pager.el)),
     );
     focusHeading();
-
-    let cursors = [null];
-    let page = 0;
-    let nextCursor = null;
-    let seq = 0;
-
-    async function load() {
-      const mySeq = ++seq;
-      const qs = new URLSearchParams({ limit: String(PAGE_SIZE) });
-      if (cursors[page]) qs.set('cursor', cursors[page]);
-      tableHost.setAttribute('aria-busy', 'true');
-      refreshBtn.setAttribute('aria-busy', 'true');
-      prev.disabled = true;
-      next.disabled = true;
-      try {
-        const res = await api('GET', `/v1/audit_log?${qs}`);
-        if (mySeq !== seq || !ctx.alive()) return;
-        nextCursor = res.has_more ? res.next_cursor || null : null;
-        render(res.data || []);
-        prev.disabled = page === 0;
-        next.disabled = !nextCursor;
-        const n = (res.data || []).length;
-        info.textContent = n ? `Page ${page + 1} · entries ${fmtInt(page * PAGE_SIZE + 1)}–${fmtInt(page * PAGE_SIZE + n)}` : '';
-      } catch (err) {
-        if (err.expired || mySeq !== seq) return;
-        replace(tableHost, errorBlock(err, load));
-        prev.disabled = page === 0;
-      } finally {
-        tableHost.removeAttribute('aria-busy');
-        refreshBtn.removeAttribute('aria-busy');
-      }
-    }
 
     function render(rows) {
       if (!rows.length) {
@@ -2919,24 +2917,8 @@ console.log(completion.choices[0].message.content);`,
       replace(tableHost, h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-labelledby': titleId }, table));
     }
 
-    prev.addEventListener('click', () => {
-      if (page === 0) return;
-      page--;
-      load();
-    });
-    next.addEventListener('click', () => {
-      if (!nextCursor) return;
-      cursors = cursors.slice(0, page + 1);
-      cursors.push(nextCursor);
-      page++;
-      load();
-    });
-    refreshBtn.addEventListener('click', () => {
-      cursors = [null];
-      page = 0;
-      load();
-    });
-    await load();
+    refreshBtn.addEventListener('click', () => pager.reload());
+    await pager.load();
   }
 
   // ---------------------------------------------------------------------------

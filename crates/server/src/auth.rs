@@ -10,6 +10,28 @@ use spendgate_core::{Action, Actor, AuditEntry, AuditId, Secret, SpendKey, Times
 use spendgate_store::Session;
 use subtle::ConstantTimeEq;
 
+/// A shared secret an operator configures (the metrics token): compared with requests
+/// in constant time, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: &str) -> Token {
+        Token(token.to_string())
+    }
+
+    /// Whether the request's `Authorization: Bearer` is this token.
+    pub fn presented_in(&self, headers: &HeaderMap) -> bool {
+        presented_key(headers).is_some_and(|p| p.expose().as_bytes().ct_eq(self.0.as_bytes()).into())
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(****)")
+    }
+}
+
 /// The key a request presented, if any: `Authorization: Bearer <key>` or `x-api-key`.
 pub fn presented_key(headers: &HeaderMap) -> Option<Secret> {
     let bearer = headers

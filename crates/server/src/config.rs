@@ -89,6 +89,9 @@ pub struct ServerSection {
     pub tls_key: Option<PathBuf>,
     /// Serve Prometheus metrics at `/metrics` (on the management listener when there is one).
     pub metrics: Option<bool>,
+    /// If set, `/metrics` wants `Authorization: Bearer <this>` (the environment's
+    /// `SPENDGATE_METRICS_TOKEN` overrides it).
+    pub metrics_token: Option<String>,
 }
 
 /// The server's limits on clients, validated.
@@ -105,6 +108,8 @@ pub struct ServerPolicy {
     pub tls: Option<crate::tls::TlsFiles>,
     /// `GET /metrics` is served.
     pub metrics: bool,
+    /// The bearer token `/metrics` wants, if any.
+    pub metrics_token: Option<crate::auth::Token>,
 }
 
 impl Default for ServerPolicy {
@@ -116,6 +121,7 @@ impl Default for ServerPolicy {
             admin_listen: None,
             tls: None,
             metrics: true,
+            metrics_token: None,
         }
     }
 }
@@ -136,7 +142,13 @@ fn millis(
 
 impl ServerSection {
     /// `base`: the config file's directory, which relative file names are taken from.
-    fn resolve(self, o: &Overrides, listen: SocketAddr, base: &Path) -> Result<ServerPolicy, ConfigError> {
+    fn resolve(
+        self,
+        o: &Overrides,
+        listen: SocketAddr,
+        base: &Path,
+        metrics_token: Option<String>,
+    ) -> Result<ServerPolicy, ConfigError> {
         let d = ServerPolicy::default();
         let field = |field, reason: &str| ConfigError::Field { section: "server", field, reason: reason.into() };
         let admin_listen = match o.admin_listen.clone().or(self.admin_listen) {
@@ -170,6 +182,12 @@ impl ServerSection {
             admin_listen,
             tls,
             metrics: self.metrics.unwrap_or(d.metrics),
+            metrics_token: match metrics_token.or(self.metrics_token) {
+                Some(t) if t.trim().len() < 16 => {
+                    return Err(field("metrics_token", "must be at least 16 characters (it guards /metrics)"));
+                }
+                t => t.map(|t| crate::auth::Token::new(t.trim())),
+            },
         })
     }
 }
@@ -390,7 +408,7 @@ impl Config {
         }
         let log = LogPolicy { level: file.log.level.unwrap_or_else(|| "info".into()), format };
         let base = path.parent().unwrap_or(Path::new(""));
-        let server = file.server.resolve(o, listen, base)?;
+        let server = file.server.resolve(o, listen, base, env("SPENDGATE_METRICS_TOKEN"))?;
         let spool_dir = file.spool_dir.unwrap_or_else(|| default_spool_dir(&database_url));
         Ok(Config {
             listen,

@@ -51,7 +51,15 @@ pub fn router(state: AppState, surface: Surface) -> axum::Router {
 }
 
 /// `GET /metrics`: Prometheus metrics (OpenMetrics text).
-async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    if let Some(token) = &state.config.server.metrics_token
+        && !token.presented_in(&headers)
+    {
+        return ApiError::unauthorized(
+            "/metrics wants the metrics token: Authorization: Bearer <server.metrics_token>",
+        )
+        .render(error::ErrorFormat::Management);
+    }
     let body = state.metrics.render(state.recorder.queued());
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()

@@ -148,3 +148,25 @@ async fn metrics_can_be_turned_off() {
     let r = gw.http.get(format!("{}/metrics", gw.url)).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn a_metrics_token_guards_the_endpoint() {
+    let token = "scrape-token-0123456789";
+    let gw = Gateway::start_with(MockConfig::default(), &format!("[server]\nmetrics_token = \"{token}\"\n")).await;
+    let url = format!("{}/metrics", gw.url);
+    for (auth, status) in
+        [(None, 401), (Some("wrong-token-0123456789"), 401), (Some(gw.wallet_key.as_str()), 401), (Some(token), 200)]
+    {
+        let mut req = gw.http.get(&url);
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        assert_eq!(req.send().await.unwrap().status(), status, "{auth:?}");
+    }
+    let short = spendgate_server::config::Config::from_toml(
+        "[server]\nmetrics_token = \"short\"\n",
+        &spendgate_server::config::Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(short.to_string().contains("server.metrics_token"), "{short}");
+}

@@ -77,6 +77,7 @@ fn resolved(c: &Config, file: Option<&std::path::Path>) -> Value {
         "admin_listen": c.server.admin_listen.map(|a| a.to_string()),
         "tls": c.server.tls.as_ref().map(|t| json!({"cert": t.cert.display().to_string(), "key": t.key.display().to_string()})),
         "metrics": c.server.metrics,
+        "metrics_token": c.server.metrics_token.is_some(),
         "database": redacted(&c.database_url),
         "spool_dir": c.spool_dir.display().to_string(),
         "cluster": c.shared.as_ref().map(|s| json!({"redis": redacted(&s.url), "prefix": s.namespace, "on_redis_failure": if s.fail_open { "open" } else { "closed" }})),
@@ -111,7 +112,12 @@ fn print_text(r: &Value) {
     say!("  listen        {}", text(&r["listen"]));
     say!("  admin listen  {}", r["admin_listen"].as_str().unwrap_or("(the main address)"));
     say!("  TLS           {}", r["tls"]["cert"].as_str().map_or("off".to_string(), |c| format!("on ({c})")));
-    say!("  metrics       {}", if r["metrics"] == true { "GET /metrics" } else { "off" });
+    let metrics = match (r["metrics"] == true, r["metrics_token"] == true) {
+        (false, _) => "off",
+        (true, false) => "GET /metrics (open)",
+        (true, true) => "GET /metrics (bearer token)",
+    };
+    say!("  metrics       {metrics}");
     say!("  database      {}", text(&r["database"]));
     say!("  spool dir     {}", text(&r["spool_dir"]));
     say!(

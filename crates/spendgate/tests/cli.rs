@@ -230,7 +230,11 @@ fn config_check_prints_what_it_resolved_without_secrets() {
     )
     .unwrap();
     let config = config.to_str().unwrap();
-    let env = [("SG_TEST_OPENAI_A", "sk-very-secret-a"), ("ANTHROPIC_API_KEY", "sk-ant-very-secret")];
+    let env = [
+        ("SG_TEST_OPENAI_A", "sk-very-secret-a"),
+        ("ANTHROPIC_API_KEY", "sk-ant-very-secret"),
+        ("SPENDGATE_METRICS_TOKEN", "metrics-secret-0123456789"),
+    ];
     let database = "postgres://spendgate:hunter2@db.internal/spendgate";
     let (ok, out, err) = cli(&["config", "check", "--config", config, "--database", database], &env);
     assert!(ok, "{err}");
@@ -242,10 +246,11 @@ fn config_check_prints_what_it_resolved_without_secrets() {
         "as json",
         "anthropic",
         "(+1 more)",
+        "GET /metrics (bearer token)",
     ] {
         assert!(out.contains(part), "{part} missing:\n{out}");
     }
-    for secret in ["sk-very-secret-a", "sk-ant-very-secret", "hunter2"] {
+    for secret in ["sk-very-secret-a", "sk-ant-very-secret", "hunter2", "metrics-secret"] {
         assert!(!out.contains(secret) && !err.contains(secret), "{secret} printed");
     }
 

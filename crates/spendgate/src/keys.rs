@@ -1,9 +1,9 @@
-//! `spendgate keys ...`: a client of the wallet API.
+//! `spendgate keys ...` and `spendgate audit`: the wallet API through `spendgate-client`.
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
-use reqwest::Method;
 use serde_json::{Map, Value, json};
+use spendgate_client::{Client, NewSpendKey, RateLimit, RequestLimit, SpendKey, SpendKeyChanges, SpendLimit};
 
 #[derive(Args, Clone)]
 pub struct ClientArgs {
@@ -138,42 +138,25 @@ pub enum KeysCommand {
     },
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    wallet_key: String,
+/// The wallet API client for these arguments (the wallet key from the environment).
+fn client(args: &ClientArgs) -> anyhow::Result<Client> {
+    let wallet_key = std::env::var("SPENDGATE_WALLET_KEY").ok().filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+        anyhow!("set SPENDGATE_WALLET_KEY to a wallet API key (create one with `spendgate wallets create`)")
+    })?;
+    let http = reqwest::Client::builder().user_agent(concat!("spendgate-cli/", env!("CARGO_PKG_VERSION"))).build()?;
+    Ok(Client::with_http(http, &args.url, wallet_key.trim()))
 }
 
-impl Client {
-    fn new(args: &ClientArgs) -> anyhow::Result<Client> {
-        let wallet_key =
-            std::env::var("SPENDGATE_WALLET_KEY").ok().filter(|k| !k.trim().is_empty()).ok_or_else(|| {
-                anyhow!("set SPENDGATE_WALLET_KEY to a wallet API key (create one with `spendgate wallets create`)")
-            })?;
-        let http =
-            reqwest::Client::builder().user_agent(concat!("spendgate-cli/", env!("CARGO_PKG_VERSION"))).build()?;
-        Ok(Client { http, base: args.url.trim_end_matches('/').to_string(), wallet_key })
+/// `--no-...` / `--all-...`: the field is cleared (sent as null).
+fn cleared<T>(flag: bool, field: &mut Option<Option<T>>) {
+    if flag {
+        *field = Some(None);
     }
+}
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.wallet_key);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach spendgate at {}; is `spendgate serve` running?", self.base))?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if !status.is_success() {
-            let message = value["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
-            bail!("{} {}", status.as_u16(), message);
-        }
-        Ok(value)
-    }
+/// A key as the API shows it, for printing.
+fn shown(key: SpendKey) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(key)?)
 }
 
 fn split_limit<'a>(flag: &str, value: &'a str, example: &str) -> anyhow::Result<(&'a str, &'a str)> {
@@ -181,57 +164,60 @@ fn split_limit<'a>(flag: &str, value: &'a str, example: &str) -> anyhow::Result<
 }
 
 impl KeyOptions {
-    fn into_body(self, body: &mut Map<String, Value>) -> anyhow::Result<()> {
+    /// The options as changes to a key (a new key takes the same settings).
+    fn into_changes(self) -> anyhow::Result<SpendKeyChanges> {
+        let mut c = SpendKeyChanges::default();
         if !self.models.is_empty() {
-            body.insert("allowed_models".into(), json!(self.models));
+            c.allowed_models = Some(Some(self.models));
         }
         if !self.providers.is_empty() {
-            body.insert("allowed_providers".into(), json!(self.providers));
+            c.allowed_providers = Some(Some(self.providers));
         }
         if let Some(limit) = &self.spend_limit {
             let (amount, cycle) = split_limit("spend-limit", limit, "AMOUNT/CYCLE like 50/monthly")?;
-            body.insert("spend_limit".into(), json!({ "amount": amount.trim_start_matches('$'), "cycle": cycle }));
+            c.spend_limit =
+                Some(Some(SpendLimit { amount: amount.trim_start_matches('$').to_string(), cycle: cycle.to_string() }));
         }
         if let Some(limit) = &self.request_limit {
             let (count, cycle) = split_limit("request-limit", limit, "COUNT/CYCLE like 1000/daily")?;
             let count: i64 = count.parse().map_err(|_| anyhow!("--request-limit: {count:?} is not a whole number"))?;
-            body.insert("request_limit".into(), json!({ "count": count, "cycle": cycle }));
+            c.request_limit = Some(Some(RequestLimit { count, cycle: cycle.to_string() }));
         }
         if let Some(rpm) = self.rpm {
-            body.insert("rate_limit".into(), json!({ "rpm": rpm, "burst": self.burst }));
+            c.rate_limit = Some(Some(RateLimit { rpm, burst: self.burst }));
         }
         if let Some(expires) = self.expires {
-            body.insert("expires_at".into(), json!(expires));
+            c.expires_at = Some(Some(expires));
         }
-        if let Some(shape) = self.shape {
-            body.insert("request_shape".into(), json!(shape));
-        }
-        Ok(())
+        c.request_shape = self.shape;
+        Ok(c)
     }
 }
 
 pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::Create { name, paused, options, client } => {
-            let mut body = Map::new();
-            body.insert("name".into(), json!(name));
-            if paused {
-                body.insert("status".into(), json!("paused"));
-            }
-            options.into_body(&mut body)?;
-            let key = Client::new(&client)?.call(Method::POST, "/v1/spend_keys", Some(Value::Object(body))).await?;
-            show_key(&key, client.json, "Created")
+        KeysCommand::Create { name, paused, options, client: args } => {
+            let c = options.into_changes()?;
+            let new = NewSpendKey {
+                name,
+                status: paused.then(|| "paused".to_string()),
+                request_shape: c.request_shape,
+                allowed_models: c.allowed_models.flatten(),
+                allowed_providers: c.allowed_providers.flatten(),
+                spend_limit: c.spend_limit.flatten(),
+                request_limit: c.request_limit.flatten(),
+                rate_limit: c.rate_limit.flatten(),
+                expires_at: c.expires_at.flatten(),
+            };
+            let key = shown(client(&args)?.create_spend_key(&new).await?)?;
+            show_key(&key, args.json, "Created")
         }
         KeysCommand::List { limit, cursor, all, client } => {
-            let api = Client::new(&client)?;
+            let api = crate::keys::client(&client)?;
             let mut keys = Vec::new();
             let mut cursor = cursor;
             loop {
-                let mut path = format!("/v1/spend_keys?limit={limit}");
-                if let Some(c) = &cursor {
-                    path.push_str(&format!("&cursor={c}"));
-                }
-                let page = api.call(Method::GET, &path, None).await?;
+                let page = serde_json::to_value(api.list_spend_keys(limit, cursor.as_deref()).await?)?;
                 if client.json && !all {
                     say!("{}", serde_json::to_string_pretty(&page)?);
                     return Ok(());
@@ -264,7 +250,7 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Get { id, client } => {
-            let key = Client::new(&client)?.call(Method::GET, &key_path(&id)?, None).await?;
+            let key = shown(crate::keys::client(&client)?.spend_key(&id).await?)?;
             show_key(&key, client.json, "Spend key")
         }
         KeysCommand::Update {
@@ -279,46 +265,37 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
             no_expiry,
             client,
         } => {
-            let mut body = Map::new();
-            if let Some(name) = name {
-                body.insert("name".into(), json!(name));
-            }
-            options.into_body(&mut body)?;
-            for (flag, field) in [
-                (all_models, "allowed_models"),
-                (all_providers, "allowed_providers"),
-                (no_spend_limit, "spend_limit"),
-                (no_request_limit, "request_limit"),
-                (no_rate_limit, "rate_limit"),
-                (no_expiry, "expires_at"),
-            ] {
-                if flag {
-                    body.insert(field.into(), Value::Null);
-                }
-            }
-            if body.is_empty() {
+            let mut changes = options.into_changes()?;
+            changes.name = name;
+            cleared(all_models, &mut changes.allowed_models);
+            cleared(all_providers, &mut changes.allowed_providers);
+            cleared(no_spend_limit, &mut changes.spend_limit);
+            cleared(no_request_limit, &mut changes.request_limit);
+            cleared(no_rate_limit, &mut changes.rate_limit);
+            cleared(no_expiry, &mut changes.expires_at);
+            if changes.is_empty() {
                 bail!("nothing to change: give at least one option (see `spendgate keys update --help`)");
             }
-            let key = Client::new(&client)?.call(Method::PUT, &key_path(&id)?, Some(Value::Object(body))).await?;
+            let key = shown(crate::keys::client(&client)?.update_spend_key(&id, &changes).await?)?;
             show_key(&key, client.json, "Updated")
         }
         KeysCommand::Pause { id, client } => set_status(&id, &client, "paused").await,
         KeysCommand::Resume { id, client } => set_status(&id, &client, "active").await,
         KeysCommand::Rotate { id, client } => {
-            let key = Client::new(&client)?.call(Method::POST, &format!("{}/rotate", key_path(&id)?), None).await?;
+            let key = shown(crate::keys::client(&client)?.rotate_spend_key(&id).await?)?;
             show_key(&key, client.json, "Rotated")
         }
         KeysCommand::Revoke { id, client } => {
-            let answer = Client::new(&client)?.call(Method::DELETE, &key_path(&id)?, None).await?;
+            crate::keys::client(&client)?.revoke_spend_key(&id).await?;
             if client.json {
-                say!("{answer}");
+                say!("{}", json!({ "success": true }));
             } else {
                 say!("Revoked spend key {id}");
             }
             Ok(())
         }
         KeysCommand::Usage { id, client } => {
-            let key = Client::new(&client)?.call(Method::GET, &key_path(&id)?, None).await?;
+            let key = shown(crate::keys::client(&client)?.spend_key(&id).await?)?;
             if client.json {
                 let fields = [
                     "spend_key_id",
@@ -355,14 +332,8 @@ pub struct AuditArgs {
 }
 
 pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
-    let mut path = format!("/v1/audit_log?limit={}", args.limit);
-    if let Some(target) = &args.target {
-        if !target.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            bail!("{target:?} is not an id (like key_..., wk_... or wal_...)");
-        }
-        path.push_str(&format!("&target_id={target}"));
-    }
-    let page = Client::new(&args.client)?.call(Method::GET, &path, None).await?;
+    let page = client(&args.client)?.audit_log(args.target.as_deref(), args.limit, None).await?;
+    let page = serde_json::to_value(page)?;
     if args.client.json {
         say!("{}", serde_json::to_string_pretty(&page)?);
         return Ok(());
@@ -388,18 +359,10 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
 }
 
 async fn set_status(id: &str, client: &ClientArgs, status: &str) -> anyhow::Result<()> {
-    let key = Client::new(client)?.call(Method::PUT, &key_path(id)?, Some(json!({ "status": status }))).await?;
+    let changes = SpendKeyChanges { status: Some(status.to_string()), ..SpendKeyChanges::default() };
+    let key = shown(crate::keys::client(client)?.update_spend_key(id, &changes).await?)?;
     let verb = if status == "paused" { "Paused" } else { "Resumed" };
     show_key(&key, client.json, verb)
-}
-
-/// The API path of a key. Ids are URL-safe; anything else is refused rather than
-/// sent to some other path.
-fn key_path(id: &str) -> anyhow::Result<String> {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        bail!("{id:?} is not a spend key id (like key_...)");
-    }
-    Ok(format!("/v1/spend_keys/{id}"))
 }
 
 fn text(v: &Value) -> String {

@@ -178,7 +178,7 @@ fn walkthrough_and_every_keys_command() {
     let text = c.ok(&["audit", "--target", &id]);
     assert!(text.starts_with("WHEN") && text.contains("spend_key.rotated") && text.contains("127.0.0.1"), "{text}");
     assert!(text.contains("wallet_key wk_"), "who: {text}");
-    assert!(c.fails(&["audit", "--target", "../x"]).contains("is not an id"));
+    assert!(c.fails(&["audit", "--target", "../x"]).contains("is not a target id"));
 }
 
 #[test]

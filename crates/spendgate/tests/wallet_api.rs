@@ -551,3 +551,87 @@ async fn every_management_action_is_in_the_audit_log() {
     let spender = Api::new(&server, rotated["key"].as_str().unwrap());
     assert_eq!(spender.call("GET", "/v1/audit_log", None).await.status, 401);
 }
+
+/// The Rust client (`spendgate-client`, which the CLI uses) against the real server:
+/// every call, typed answers equal to the API's JSON, errors with their field.
+#[tokio::test]
+async fn the_rust_client_covers_the_wallet_api() {
+    use spendgate_client::{Client, Error, NewSpendKey, RateLimit, RequestLimit, SpendKeyChanges, SpendLimit};
+    let dir = TempDir::new("rust-client");
+    let (_, wallet_key) = create_wallet(&dir, "acme");
+    let server = Server::start(&dir);
+    let client = Client::new(&format!("{}/", server.url), &wallet_key).unwrap();
+
+    let created = client
+        .create_spend_key(&NewSpendKey {
+            name: "typed".into(),
+            status: Some("paused".into()),
+            request_shape: Some("anthropic".into()),
+            allowed_models: Some(vec!["claude-sonnet-4-20250514".into()]),
+            allowed_providers: Some(vec!["anthropic".into()]),
+            spend_limit: Some(SpendLimit { amount: "50".into(), cycle: "monthly".into() }),
+            request_limit: Some(RequestLimit { count: 1000, cycle: "daily".into() }),
+            rate_limit: Some(RateLimit { rpm: 60, burst: Some(10) }),
+            expires_at: Some("2030-01-01T00:00:00Z".into()),
+        })
+        .await
+        .unwrap();
+    assert!(created.key.as_deref().unwrap().starts_with("lava_sk_"));
+    assert_eq!(created.spend_limit, Some(SpendLimit { amount: "50.00".into(), cycle: "monthly".into() }));
+    let id = created.spend_key_id.clone();
+    // The typed key is the API's JSON, field for field.
+    let raw = Api::new(&server, &wallet_key).call("GET", &format!("/v1/spend_keys/{id}"), None).await.body;
+    let fetched = client.spend_key(&id).await.unwrap();
+    assert_eq!(serde_json::to_value(&fetched).unwrap(), raw);
+    assert_eq!(fetched.key, None, "the secret is shown once");
+
+    let changed = client
+        .update_spend_key(
+            &id,
+            &SpendKeyChanges {
+                name: Some("renamed".into()),
+                status: Some("active".into()),
+                spend_limit: Some(None),
+                allowed_models: Some(None),
+                ..SpendKeyChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((changed.name.as_str(), changed.status.as_str()), ("renamed", "active"));
+    assert_eq!((changed.spend_limit, changed.allowed_models), (None, None));
+    assert_eq!(changed.request_limit, created.request_limit, "fields not given stay");
+    let rotated = client.rotate_spend_key(&id).await.unwrap();
+    assert_ne!(rotated.key, created.key);
+
+    for i in 0..3 {
+        client.create_spend_key(&NewSpendKey { name: format!("k{i}"), ..NewSpendKey::default() }).await.unwrap();
+    }
+    let page = client.list_spend_keys(2, None).await.unwrap();
+    assert_eq!((page.data.len(), page.has_more), (2, true));
+    let rest = client.list_spend_keys(2, page.next_cursor.as_deref()).await.unwrap();
+    assert_eq!((rest.data.len(), rest.has_more), (2, false));
+    assert_eq!(client.all_spend_keys().await.unwrap().len(), 4);
+
+    client.revoke_spend_key(&id).await.unwrap();
+    let log = client.audit_log(Some(&id), 10, None).await.unwrap();
+    let actions: Vec<&str> = log.data.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["spend_key.revoked", "spend_key.rotated", "spend_key.updated", "spend_key.created"]);
+    assert_eq!(log.data[0].actor.kind, "wallet_key");
+    assert!(log.data[0].user_agent.as_deref().unwrap().starts_with("spendgate-client/"));
+
+    // Errors: the API's, with the field; a missing key; no server.
+    match client.create_spend_key(&NewSpendKey { name: String::new(), ..NewSpendKey::default() }).await {
+        Err(Error::Api { status: 400, param: Some(param), .. }) => assert_eq!(param, "name"),
+        other => panic!("{other:?}"),
+    }
+    match client.spend_key(&id).await {
+        Err(e @ Error::Api { status: 404, .. }) => assert!(e.to_string().starts_with("404 no spend key"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(client.spend_key("../healthz").await, Err(Error::Api { status: 400, .. })));
+    let wrong = Client::new(&server.url, "lava_wk_wrong").unwrap();
+    assert!(matches!(wrong.all_spend_keys().await, Err(Error::Api { status: 401, .. })));
+    let nowhere = Client::new("http://127.0.0.1:1", &wallet_key).unwrap();
+    assert!(matches!(nowhere.all_spend_keys().await, Err(Error::Unreachable { .. })));
+}

@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 snapshot=deny/advisory-db
 
-lock_names() { sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.lock | sort -u; }
+# The names of the registry crates in Cargo.lock (the workspace's own have no advisories).
+lock_names() { awk '/^\[\[package\]\]/ { n = "" } /^name = / { n = $3; gsub(/"/, "", n) } /^source = "registry/ { print n }' Cargo.lock | sort -u; }
 
 if [ "${1:-}" = "--refresh" ]; then
   src="${2:?usage: scripts/deny.sh --refresh DB_DIR}"

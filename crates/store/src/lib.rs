@@ -71,6 +71,12 @@ pub struct Committed {
     /// The counter epoch the batch committed in (see [`CounterRebuild`]; empty where the
     /// backend has none).
     pub epoch: String,
+    /// Per record, in order: for one that an earlier batch had stored, the epoch it was
+    /// committed in (`None` for a fresh one, one listed earlier in this batch, or where
+    /// the backend has no epochs). A writer that never learnt whether that earlier batch
+    /// committed compares it with `epoch`: the same, and its charge is still missing
+    /// from the shared counters; another, and the rebuild since has counted it.
+    pub earlier: Vec<Option<String>>,
 }
 
 /// A key's usage on one UTC day.

@@ -435,14 +435,16 @@ async fn counter_rebuilds_exclude_record_writers() {
     store.create_wallet(&w, &k, &audit(&w.id, Action::WalletCreated, w.id.as_str())).await.unwrap();
     let key = spend_key(&w.id, "k", now);
     store.insert_spend_key(&key, &audit(&key.wallet_id, Action::SpendKeyCreated, key.id.as_str())).await.unwrap();
-    assert_eq!(store.record_requests(&[record(&key, "2026-11-23T09:00:00Z", "1")]).await.unwrap().epoch, "");
+    let before = record(&key, "2026-11-23T09:00:00Z", "1");
+    assert_eq!(store.record_requests(std::slice::from_ref(&before)).await.unwrap().epoch, "");
     assert_eq!(store.counter_epoch().await.unwrap(), "");
 
     let mut rebuild = store.begin_rebuild().await.unwrap();
     // A writer waits for the rebuild to end...
+    let during = record(&key, "2026-11-23T09:30:00Z", "2");
     let writer = {
-        let (store, key) = (store.clone(), key.clone());
-        tokio::spawn(async move { store.record_requests(&[record(&key, "2026-11-23T09:30:00Z", "2")]).await })
+        let (store, during) = (store.clone(), during.clone());
+        tokio::spawn(async move { store.record_requests(&[during]).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(!writer.is_finished(), "a batch must not commit during a rebuild");
@@ -460,6 +462,15 @@ async fn counter_rebuilds_exclude_record_writers() {
     assert_eq!(writer.await.unwrap().unwrap().epoch, "epoch-2");
     assert_eq!(store.counter_epoch().await.unwrap(), "epoch-2");
     assert_eq!(store.key_history(&key.id, 0).await.unwrap().total.unwrap().requests, 2);
+
+    // Written again (a writer that never learnt its commit went through): each record
+    // says the epoch it was committed in; a new one, and a repeat within the batch, none.
+    let new = record(&key, "2026-11-23T09:45:00Z", "3");
+    let again = store.record_requests(&[before, during, new.clone(), new]).await.unwrap();
+    assert_eq!(again.fresh, [false, false, true, false]);
+    assert_eq!(again.epoch, "epoch-2");
+    assert_eq!(again.earlier, [Some(String::new()), Some("epoch-2".to_string()), None, None]);
+    assert_eq!(store.key_history(&key.id, 0).await.unwrap().total.unwrap().requests, 3);
 }
 
 #[tokio::test]

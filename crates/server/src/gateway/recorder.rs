@@ -192,14 +192,23 @@ impl Writer {
             .iter()
             .zip(settlements)
             .zip(&committed.fresh)
-            .filter_map(|((r, s), fresh)| {
+            .enumerate()
+            .filter_map(|(i, ((r, s), fresh))| {
+                // Our own settlement, never applied (a batch is settled once, after the
+                // commit it learnt of), or a replayed record's charge.
+                let held = s.is_some();
                 let mut s = s.unwrap_or_else(|| Settled {
                     entry: None,
                     key_id: r.key_id.clone(),
                     release: None,
                     charge: Some((r.cost, r.created_at)),
                 });
-                if !fresh {
+                // Already stored: charged when its batch was settled, or by the rebuild
+                // since; unless it is ours and an earlier write committed it in this
+                // very epoch without our learning of it (the answer to COMMIT was lost).
+                let committed_unseen =
+                    held && committed.earlier.get(i).is_some_and(|e| e.as_deref() == Some(committed.epoch.as_str()));
+                if !fresh && !committed_unseen {
                     s.charge = None;
                 }
                 (s.release.is_some() || s.charge.is_some()).then_some(s)

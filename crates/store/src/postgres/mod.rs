@@ -291,8 +291,12 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         // Shared with other writers, exclusive of a counter rebuild (see `begin_rebuild`).
         sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(LEDGER_LOCK).execute(&mut *tx).await?;
+        // The epoch, also noted on each record inserted (the column's default reads it).
         let epoch: String =
-            sqlx::query("SELECT epoch FROM counter_epoch WHERE id = 1").fetch_one(&mut *tx).await?.try_get("epoch")?;
+            sqlx::query("SELECT epoch, set_config('spendgate.epoch', epoch, true) FROM counter_epoch WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("epoch")?;
         let mut inserted = HashSet::new();
         for chunk in rows::chunks(records) {
             let mut q = QueryBuilder::new(format!("INSERT INTO request_records ({RECORD_COLUMNS}) "));
@@ -302,7 +306,23 @@ impl Store for PostgresStore {
                 inserted.insert(row.try_get::<String, _>("id")?);
             }
         }
+        let inserted_here = inserted.clone();
         let fresh: Vec<bool> = records.iter().map(|r| inserted.remove(&r.id)).collect();
+        // Records an earlier batch stored: the epochs they were committed in.
+        let stored_before: Vec<String> =
+            records.iter().filter(|r| !inserted_here.contains(&r.id)).map(|r| r.id.clone()).collect();
+        let mut epochs = std::collections::HashMap::new();
+        if !stored_before.is_empty() {
+            for row in sqlx::query("SELECT id, epoch FROM request_records WHERE id = ANY($1)")
+                .bind(&stored_before)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                epochs.insert(row.try_get::<String, _>("id")?, row.try_get::<String, _>("epoch")?);
+            }
+        }
+        // Once per id: a record listed twice counts once.
+        let earlier = records.iter().map(|r| epochs.remove(&r.id)).collect();
         let new = records.iter().zip(&fresh).filter(|(_, f)| **f).map(|(r, _)| r);
         for chunk in rows::chunks(&rows::daily_deltas(new)) {
             let mut q = QueryBuilder::new(
@@ -318,7 +338,7 @@ impl Store for PostgresStore {
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(Committed { fresh, epoch })
+        Ok(Committed { fresh, epoch, earlier })
     }
 
     async fn list_requests(

@@ -322,7 +322,7 @@ impl Store for SqliteStore {
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(Committed { fresh, epoch: String::new() })
+        Ok(Committed { fresh, epoch: String::new(), earlier: Vec::new() })
     }
 
     async fn list_requests(

@@ -92,6 +92,8 @@ pub struct ServerSection {
     /// If set, `/metrics` wants `Authorization: Bearer <this>` (the environment's
     /// `SPENDGATE_METRICS_TOKEN` overrides it).
     pub metrics_token: Option<String>,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The server's limits on clients, validated.
@@ -110,6 +112,9 @@ pub struct ServerPolicy {
     pub metrics: bool,
     /// The bearer token `/metrics` wants, if any.
     pub metrics_token: Option<crate::auth::Token>,
+    /// Peers whose `X-Forwarded-For` is believed (the audit log's and the brute-force
+    /// guard's client address).
+    pub trusted_proxies: std::sync::Arc<[crate::guard::Network]>,
 }
 
 impl Default for ServerPolicy {
@@ -122,6 +127,7 @@ impl Default for ServerPolicy {
             tls: None,
             metrics: true,
             metrics_token: None,
+            trusted_proxies: std::sync::Arc::new([]),
         }
     }
 }
@@ -175,7 +181,18 @@ impl ServerSection {
             }
             (None, Some(_)) => return Err(field("tls_cert", "is required with tls_key (the certificate chain)")),
         };
+        let trusted_proxies = self
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|t| {
+                crate::guard::Network::parse(t).ok_or_else(|| {
+                    field("trusted_proxies", &format!("{t:?} is not an IP address or network like 10.0.0.0/8"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ServerPolicy {
+            trusted_proxies: trusted_proxies.into(),
             header_timeout: millis("server", "header_timeout_ms", self.header_timeout_ms, d.header_timeout)?,
             body_timeout: millis("server", "body_timeout_ms", self.body_timeout_ms, d.body_timeout)?,
             shutdown_grace: millis("server", "shutdown_grace_ms", self.shutdown_grace_ms, d.shutdown_grace)?,

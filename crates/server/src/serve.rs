@@ -177,10 +177,17 @@ async fn accept(state: AppState, listener: Listener, shutdown: impl Future<Outpu
         };
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
-        let client = crate::guard::ClientAddr(peer.ip());
+        let (peer, trusted) = (peer.ip(), policy.trusted_proxies.clone());
         let over_tls = tls.is_some();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(client);
+            let client = match trusted.is_empty() {
+                true => peer,
+                false => {
+                    let forwarded = req.headers().get("x-forwarded-for").map(|v| v.as_bytes());
+                    crate::guard::client_of(peer, forwarded, &trusted)
+                }
+            };
+            req.extensions_mut().insert(crate::guard::ClientAddr(client));
             if over_tls {
                 req.extensions_mut().insert(OverTls);
             }

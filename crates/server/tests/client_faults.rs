@@ -192,3 +192,38 @@ async fn guessing_wallet_keys_is_cut_off_after_20_failures_per_address() {
     // Spend keys on the gateway are not wallet sign-ins: unaffected.
     assert_eq!(gw.call("/v1/chat/completions", &spend_key, Gateway::chat(MINI, "hi")).await.status, 200);
 }
+
+/// Behind a trusted reverse proxy the client is the one its `X-Forwarded-For` names:
+/// the brute-force guard locks out that client, not everyone behind the proxy, and the
+/// audit log records it. From anyone else the header is ignored.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
+    let gw = Gateway::start_with(MockConfig::default(), "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n").await;
+    let as_client = |req: reqwest::RequestBuilder, ip: &str| req.header("x-forwarded-for", format!("1.2.3.4, {ip}"));
+    for i in 0..20 {
+        let req = gw.http.get(format!("{}/v1/spend_keys", gw.url)).bearer_auth(format!("lava_wk_guess{i:030}"));
+        assert_eq!(gw.send_raw(as_client(req, "203.0.113.66")).await.status, 401);
+    }
+    let list = |ip: &str| as_client(gw.http.get(format!("{}/v1/spend_keys", gw.url)).bearer_auth(&gw.wallet_key), ip);
+    assert_eq!(gw.send_raw(list("203.0.113.66")).await.status, 429, "the guessing client is cut off");
+    assert_eq!(gw.send_raw(list("203.0.113.67")).await.status, 200, "another client behind the proxy is not");
+
+    let create =
+        as_client(gw.http.post(format!("{}/v1/spend_keys", gw.url)).bearer_auth(&gw.wallet_key), "203.0.113.9");
+    assert_eq!(gw.send_raw(create.json(&json!({"name": "proxied"}))).await.status, 201);
+    let log = gw.admin("GET", "/v1/audit_log?limit=1", None).await;
+    assert_eq!(log.body["data"][0]["ip"], "203.0.113.9", "{}", log.body);
+
+    // Without trusted proxies the header is the client's own word, and ignored.
+    let plain = Gateway::start(MockConfig::default()).await;
+    let req = plain.http.post(format!("{}/v1/spend_keys", plain.url)).bearer_auth(&plain.wallet_key);
+    let req = req.header("x-forwarded-for", "203.0.113.9").json(&json!({"name": "direct"}));
+    assert_eq!(plain.send_raw(req).await.status, 201);
+    assert_eq!(plain.admin("GET", "/v1/audit_log?limit=1", None).await.body["data"][0]["ip"], "127.0.0.1");
+    let bad = spendgate_server::config::Config::from_toml(
+        "[server]\ntrusted_proxies = [\"10.0.0.0/40\"]\n",
+        &spendgate_server::config::Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("server.trusted_proxies: \"10.0.0.0/40\""), "{bad}");
+}

@@ -94,6 +94,8 @@ pub struct ServerSection {
     pub metrics_token: Option<String>,
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Also metrics per spend key id (a series per key in use).
+    pub metrics_per_key: Option<bool>,
 }
 
 /// The server's limits on clients, validated.
@@ -112,6 +114,8 @@ pub struct ServerPolicy {
     pub metrics: bool,
     /// The bearer token `/metrics` wants, if any.
     pub metrics_token: Option<crate::auth::Token>,
+    /// Requests and spend per spend key id in `/metrics`.
+    pub metrics_per_key: bool,
     /// Peers whose `X-Forwarded-For` is believed (the audit log's and the brute-force
     /// guard's client address).
     pub trusted_proxies: std::sync::Arc<[crate::guard::Network]>,
@@ -127,6 +131,7 @@ impl Default for ServerPolicy {
             tls: None,
             metrics: true,
             metrics_token: None,
+            metrics_per_key: false,
             trusted_proxies: std::sync::Arc::new([]),
         }
     }
@@ -199,6 +204,7 @@ impl ServerSection {
             admin_listen,
             tls,
             metrics: self.metrics.unwrap_or(d.metrics),
+            metrics_per_key: self.metrics_per_key.unwrap_or(d.metrics_per_key),
             metrics_token: match metrics_token.or(self.metrics_token) {
                 Some(t) if t.trim().len() < 16 => {
                     return Err(field("metrics_token", "must be at least 16 characters (it guards /metrics)"));

@@ -2,8 +2,8 @@
 //!
 //! Every label value is bounded: API formats, the catalog's providers and models (a name
 //! outside the catalog is `other`), status codes, limit and error kinds. No series is
-//! labelled with a key id, a wallet id or anything a client sends as free text, and none
-//! with a secret.
+//! labelled with a key id (unless the operator turns on `server.metrics_per_key`), a
+//! wallet id or anything a client sends as free text, and none with a secret.
 //!
 //! On the hot path a request costs a few atomic additions and label-set lookups of
 //! `&'static str`s (no allocation).
@@ -51,6 +51,11 @@ struct TokenLabels {
     provider: &'static str,
     model: &'static str,
     kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabel {
+    key: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -115,10 +120,16 @@ pub struct Metrics {
     retries: Family<ProviderLabel, Counter>,
     open_streams: Gauge,
     record_queue: Gauge,
+    /// Per spend key (only when the operator asks: one series per key in use).
+    per_key: Option<PerKey>,
 }
 
+/// Requests and dollars per spend key id.
+type PerKey = (Family<KeyLabel, Counter>, Family<KeyLabel, Counter<f64, AtomicU64>>);
+
 impl Metrics {
-    pub fn new(catalog: &Catalog) -> Metrics {
+    /// `per_key`: also series labelled with spend key ids (requests and spend per key).
+    pub fn new(catalog: &Catalog, per_key: bool) -> Metrics {
         let mut names = HashMap::new();
         for name in catalog.providers().iter().map(|p| &p.name).chain(catalog.models().iter().map(|m| &m.id)) {
             // Leaked once per name at start: the catalog is fixed while the server runs.
@@ -138,6 +149,7 @@ impl Metrics {
             retries: Family::default(),
             open_streams: Gauge::default(),
             record_queue: Gauge::default(),
+            per_key: per_key.then(Default::default),
         };
         let r = &mut m.registry;
         r.register("requests", "Model requests by API format, provider, model and HTTP status", m.requests.clone());
@@ -171,6 +183,10 @@ impl Metrics {
         r.register("upstream_retries", "Provider requests sent again after a failed attempt", m.retries.clone());
         r.register("open_streams", "Streamed answers being sent now", m.open_streams.clone());
         r.register("record_queue_depth", "Request records waiting to be written to the store", m.record_queue.clone());
+        if let Some((requests, spend)) = &m.per_key {
+            r.register("key_requests", "Requests charged, by spend key id", requests.clone());
+            r.register("key_spend_usd", "Spend in US dollars, by spend key id", spend.clone());
+        }
         m
     }
 
@@ -198,7 +214,12 @@ impl Metrics {
     }
 
     /// A request was charged.
-    pub fn settled(&self, provider: &'static str, model: &'static str, usage: &TokenUsage, cost: Usd) {
+    pub fn settled(&self, key: &str, provider: &'static str, model: &'static str, usage: &TokenUsage, cost: Usd) {
+        if let Some((requests, spend)) = &self.per_key {
+            let label = KeyLabel { key: key.to_string() };
+            requests.get_or_create(&label).inc();
+            spend.get_or_create(&label).inc_by(cost.nanos() as f64 / 1e9);
+        }
         for (kind, n) in [
             ("input", usage.input),
             ("cached_input", usage.cached_input),
@@ -252,12 +273,13 @@ mod tests {
 
     #[test]
     fn names_outside_the_catalog_are_other_and_the_text_is_openmetrics() {
-        let m = Metrics::new(&Catalog::builtin());
+        let m = Metrics::new(&Catalog::builtin(), false);
         assert_eq!(m.name("gpt-4o-mini"), "gpt-4o-mini");
         assert_eq!(m.name("openai"), "openai");
         assert_eq!(m.name("lava_sk_secret-looking-model"), OTHER);
         m.request("openai", m.name("openai"), m.name("gpt-4o-mini"), 200);
         m.settled(
+            "key_1",
             "openai",
             "gpt-4o-mini",
             &TokenUsage { input: 10, cached_input: 0, cache_write: 0, output: 5 },

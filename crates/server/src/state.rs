@@ -58,7 +58,7 @@ impl AppState {
     /// writer (on the current Tokio runtime). Spend keys are read as they are used.
     pub async fn build(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
         let keys = Arc::new(Keys::default());
-        let metrics = Arc::new(Metrics::new(&config.catalog));
+        let metrics = Arc::new(Metrics::new(&config.catalog, config.server.metrics_per_key));
         let upstreams = Upstreams::new(&config.catalog, &config.upstream, &metrics);
         let shared = match &config.shared {
             Some(c) => Some(Shared::start(c, store.clone(), keys.clone(), clock.clone()).await?),

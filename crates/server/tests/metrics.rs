@@ -170,3 +170,17 @@ async fn a_metrics_token_guards_the_endpoint() {
     .unwrap_err();
     assert!(short.to_string().contains("server.metrics_token"), "{short}");
 }
+
+#[tokio::test]
+async fn per_key_series_only_when_asked_for() {
+    let gw = Gateway::start_with(MockConfig::default(), "[server]\nmetrics_per_key = true\n").await;
+    let (id, key) = gw.key(json!({"name": "watched"})).await;
+    let r = gw.call("/v1/chat/completions", &key, Gateway::chat(MINI, "[[mock:tokens:9]] hi")).await;
+    assert_eq!(r.status, 200);
+    let cost: f64 = r.header("x-spendgate-cost").unwrap().parse().unwrap();
+    let (text, series) = scrape(&gw).await;
+    assert_eq!(get(&series, &format!("spendgate_key_requests_total{{key=\"{id}\"}}")), 1.0, "{text}");
+    let spent = get(&series, &format!("spendgate_key_spend_usd_total{{key=\"{id}\"}}"));
+    assert!((spent - cost).abs() < 1e-9, "{spent} vs {cost}");
+    assert!(!text.contains(&key), "never the secret");
+}

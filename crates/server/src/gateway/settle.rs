@@ -107,7 +107,7 @@ impl Settlement {
         record.usage = usage;
         record.cost = cost;
         record.latency_ms = self.started.elapsed().as_millis() as u64;
-        self.metrics.settled(self.provider, self.model, &usage, cost);
+        self.metrics.settled(record.key_id.as_str(), self.provider, self.model, &usage, cost);
         // The request's log line (one per request; refused ones are logged by `handle`).
         let client_id = self.client_id.as_ref().and_then(|v| v.to_str().ok());
         tracing::info!(

@@ -85,8 +85,13 @@ pub struct Principal {
 const USER_AGENT_MAX: usize = 256;
 
 impl Principal {
+    /// `actor` of `wallet_id`, calling from `ip` with these request headers.
+    pub fn new(wallet_id: WalletId, actor: Actor, ip: Option<std::net::IpAddr>, headers: &HeaderMap) -> Principal {
+        Principal { wallet_id, actor, ip, user_agent: user_agent(headers) }
+    }
+
     fn of_request(wallet_id: WalletId, actor: Actor, parts: &Parts) -> Principal {
-        Principal { wallet_id, actor, ip: client_addr(&parts.extensions), user_agent: user_agent(&parts.headers) }
+        Principal::new(wallet_id, actor, client_addr(&parts.extensions), &parts.headers)
     }
 
     /// The operator, acting on the store directly (`spendgate wallets ...`, the demo).
@@ -117,7 +122,7 @@ impl Principal {
 }
 
 /// The request's `User-Agent`, cut to [`USER_AGENT_MAX`] characters.
-pub fn user_agent(headers: &HeaderMap) -> Option<String> {
+fn user_agent(headers: &HeaderMap) -> Option<String> {
     let ua = headers.get(axum::http::header::USER_AGENT)?;
     let ua = String::from_utf8_lossy(ua.as_bytes());
     Some(ua.chars().take(USER_AGENT_MAX).collect())

@@ -4,7 +4,7 @@
 //! `x-csrf-token` on every change; the key itself never reaches the browser's storage.
 //! Everything else the dashboard shows comes from the wallet API.
 
-use crate::auth::{Principal, SESSION_COOKIE, check_csrf, session, user_agent};
+use crate::auth::{Principal, SESSION_COOKIE, check_csrf, session};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::random;
@@ -109,12 +109,7 @@ async fn sign_in(
         created_at: now,
         expires_at: now.plus_millis(SESSION_HOURS * 3_600_000),
     };
-    let by = Principal {
-        wallet_id: session.wallet_id.clone(),
-        actor: Actor::WalletKey(session.wallet_key_id.clone()),
-        ip: addr,
-        user_agent: user_agent(&headers),
-    };
+    let by = Principal::new(session.wallet_id.clone(), Actor::WalletKey(session.wallet_key_id.clone()), addr, &headers);
     let audit = by.audit(Action::SessionCreated, session.wallet_key_id.as_str(), json!({}), now)?;
     state.store.create_session(&session, &audit).await?;
     tracing::info!(wallet = %session.wallet_id, "dashboard sign-in");
@@ -131,12 +126,12 @@ async fn sign_out(
 ) -> Result<Response, ApiError> {
     let s = session(&state, &headers).await?.ok_or_else(signed_out)?;
     check_csrf(&s, &Method::DELETE, &headers)?;
-    let by = Principal {
-        wallet_id: s.wallet_id.clone(),
-        actor: Actor::Session(s.wallet_key_id.clone()),
-        ip: addr.map(|Extension(a)| a.0),
-        user_agent: user_agent(&headers),
-    };
+    let by = Principal::new(
+        s.wallet_id.clone(),
+        Actor::Session(s.wallet_key_id.clone()),
+        addr.map(|Extension(a)| a.0),
+        &headers,
+    );
     let now = state.now();
     let audit = by.audit(Action::SessionRevoked, s.wallet_key_id.as_str(), json!({}), now)?;
     state.store.revoke_session(&s.token_hash, now, &audit).await?;

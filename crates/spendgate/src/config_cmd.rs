@@ -5,7 +5,7 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use spendgate_server::config::{Config, Overrides, redacted};
+use spendgate_server::config::{Config, redacted};
 
 #[derive(Subcommand)]
 pub enum ConfigCommand {
@@ -16,12 +16,8 @@ pub enum ConfigCommand {
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// TOML config file.
-    #[arg(long, env = "SPENDGATE_CONFIG")]
-    config: Option<std::path::PathBuf>,
-    /// Database URL, as `serve --database` (overrides the file).
-    #[arg(long, env = "SPENDGATE_DATABASE_URL")]
-    database: Option<String>,
+    #[command(flatten)]
+    config: crate::serve::ConfigArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -29,21 +25,12 @@ pub struct CheckArgs {
 
 pub fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
     let ConfigCommand::Check(args) = cmd;
-    let config = Config::load(&Overrides {
-        config: args.config.clone(),
-        database: args.database.clone(),
-        listen: std::env::var("SPENDGATE_LISTEN").ok(),
-        admin_listen: std::env::var("SPENDGATE_ADMIN_LISTEN").ok(),
-        tls_cert: std::env::var_os("SPENDGATE_TLS_CERT").map(Into::into),
-        tls_key: std::env::var_os("SPENDGATE_TLS_KEY").map(Into::into),
-        redis: std::env::var("SPENDGATE_REDIS_URL").ok(),
-        log_format: std::env::var("SPENDGATE_LOG_FORMAT").ok(),
-    })?;
+    let config = Config::load(&args.config.overrides())?;
     // The certificate and key are read as `serve` would: a file that does not fit fails here.
     if let Some(files) = &config.server.tls {
         spendgate_server::tls::acceptor(files).context("TLS")?;
     }
-    let report = resolved(&config, args.config.as_deref());
+    let report = resolved(&config, args.config.config.as_deref());
     if args.json {
         say!("{}", serde_json::to_string_pretty(&report)?);
     } else {

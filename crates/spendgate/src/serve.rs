@@ -10,8 +10,10 @@ use spendgate_server::state::{AppState, SystemClock};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Where the configuration comes from: the flags (or their environment variables) over
+/// the config file. Shared by `serve` and `config check`, which must read alike.
 #[derive(Args)]
-pub struct ServeArgs {
+pub struct ConfigArgs {
     /// Address to listen on, HOST:PORT (port 0 picks a free one).
     #[arg(long, env = "SPENDGATE_LISTEN")]
     listen: Option<String>,
@@ -35,32 +37,44 @@ pub struct ServeArgs {
     redis: Option<String>,
     /// TOML config file.
     #[arg(long, env = "SPENDGATE_CONFIG")]
-    config: Option<PathBuf>,
-    /// Try it without provider accounts: a built-in mock stands in for OpenAI and
-    /// Anthropic, and a demo wallet with ready-to-use keys is printed. Uses
-    /// `demo.db` in the data directory unless --database is given.
-    #[arg(long)]
-    demo: bool,
+    pub config: Option<PathBuf>,
     /// Log format [default: pretty, or the config file's log.format].
     #[arg(long, env = "SPENDGATE_LOG_FORMAT", value_parser = ["pretty", "json"])]
     log_format: Option<String>,
 }
 
+impl ConfigArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            listen: self.listen.clone(),
+            log_format: self.log_format.clone(),
+            admin_listen: self.admin_listen.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            database: self.database.clone(),
+            redis: self.redis.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Try it without provider accounts: a built-in mock stands in for OpenAI and
+    /// Anthropic, and a demo wallet with ready-to-use keys is printed. Uses
+    /// `demo.db` in the data directory unless --database is given.
+    #[arg(long)]
+    demo: bool,
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let database = match (&args.database, args.demo) {
-        (None, true) => Some(spendgate_server::config::default_database_url().replace("spendgate.db", "demo.db")),
-        (db, _) => db.clone(),
-    };
-    let mut config = Config::load(&Overrides {
-        listen: args.listen,
-        log_format: args.log_format,
-        admin_listen: args.admin_listen,
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
-        database,
-        redis: args.redis,
-        config: args.config,
-    })?;
+    let mut overrides = args.config.overrides();
+    if args.demo && overrides.database.is_none() {
+        overrides.database = Some(spendgate_server::config::default_database_url().replace("spendgate.db", "demo.db"));
+    }
+    let mut config = Config::load(&overrides)?;
     crate::logging::init(&config.log)?;
     let tls = config.server.tls.as_ref().map(spendgate_server::tls::acceptor).transpose()?;
     if args.demo {

@@ -33,12 +33,6 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let (before, limit) = super::parse_page(&p, CURSOR_PREFIX)?;
     let target = p.get("target_id").map(String::as_str).filter(|t| !t.is_empty());
-    let mut rows = state.store.audit_log(&auth.wallet_id, target, before, limit + 1).await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let mut out = json!({ "data": rows.iter().map(|(_, e)| entry_view(e)).collect::<Vec<_>>(), "has_more": has_more });
-    if has_more && let Some((seq, _)) = rows.last() {
-        out["next_cursor"] = json!(format!("{CURSOR_PREFIX}{}", super::radix36(*seq)));
-    }
-    Ok(Json(out))
+    let rows = state.store.audit_log(&auth.wallet_id, target, before, limit + 1).await?;
+    Ok(Json(super::page_of(rows, limit, CURSOR_PREFIX, entry_view)))
 }

@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
+use serde_json::{Value, json};
 use spendgate_core::{Model, SpendKeyId};
 use std::collections::HashMap;
 use views::{ListView, ModelListView, SpendKeyView};
@@ -77,6 +77,18 @@ pub(crate) fn parse_page(query: &HashMap<String, String>, prefix: &str) -> Resul
         })?),
     };
     Ok((before, limit))
+}
+
+/// The answer for a list call that fetched `limit + 1` rows (`seq`, item), newest first:
+/// the first `limit` rendered by `view`, `has_more`, and the cursor of the next page.
+pub(crate) fn page_of<T>(mut rows: Vec<(i64, T)>, limit: u32, prefix: &str, view: impl Fn(&T) -> Value) -> Value {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let mut out = json!({ "data": rows.iter().map(|(_, item)| view(item)).collect::<Vec<_>>(), "has_more": has_more });
+    if has_more && let Some((seq, _)) = rows.last() {
+        out["next_cursor"] = json!(format!("{prefix}{}", radix36(*seq)));
+    }
+    out
 }
 
 async fn list(

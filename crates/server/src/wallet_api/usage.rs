@@ -149,14 +149,8 @@ pub async fn list_requests(
     let (before, limit) = super::parse_page(&p, CURSOR_PREFIX)?;
     state.recorder.flush().await;
     let key = key_filter(&p);
-    let mut rows = state.store.list_requests(&auth.wallet_id, key.as_ref(), before, limit + 1).await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let mut out = json!({ "data": rows.iter().map(|(_, r)| record_view(r)).collect::<Vec<_>>(), "has_more": has_more });
-    if has_more && let Some((seq, _)) = rows.last() {
-        out["next_cursor"] = json!(format!("{CURSOR_PREFIX}{}", super::radix36(*seq)));
-    }
-    Ok(Json(out))
+    let rows = state.store.list_requests(&auth.wallet_id, key.as_ref(), before, limit + 1).await?;
+    Ok(Json(super::page_of(rows, limit, CURSOR_PREFIX, record_view)))
 }
 
 fn csv_field(s: &str) -> String {

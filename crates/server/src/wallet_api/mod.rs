@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod keys;
+pub mod openapi;
 pub mod usage;
 pub mod views;
 
@@ -16,10 +17,10 @@ use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use openapi::{CreateSpendKeyBody, ErrorView, UpdateSpendKeyBody};
 use spendgate_core::{Model, SpendKeyId};
 use std::collections::HashMap;
-use views::{ListView, ModelListView, SpendKeyView};
+use views::{AnthropicModelListView, ListView, ModelListView, RevokedView, SpendKeyView};
 
 pub const DEFAULT_PAGE: u32 = 10;
 pub const MAX_PAGE: u32 = 100;
@@ -35,6 +36,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/v1/requests", get(usage::list_requests))
         .route("/v1/requests/export", get(usage::export_requests))
         .route("/v1/audit_log", get(audit::list))
+        .route("/openapi.json", get(openapi::serve))
         .merge(models_route())
 }
 
@@ -52,6 +54,14 @@ async fn render(
     Ok(SpendKeyView::new(key, &usage, secret))
 }
 
+#[utoipa::path(post, path = "/v1/spend_keys", tag = "spend keys", operation_id = "createSpendKey",
+    summary = "Create a spend key",
+    request_body = CreateSpendKeyBody,
+    responses(
+        (status = 201, description = "The new key, with its secret `key` (shown this once)", body = SpendKeyView),
+        (status = 400, description = "A field is invalid (`param` names it), or the body is not JSON", body = ErrorView),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorView),
+    ))]
 async fn create(
     State(state): State<AppState>,
     WalletAuth(auth): WalletAuth,
@@ -81,16 +91,23 @@ pub(crate) fn parse_page(query: &HashMap<String, String>, prefix: &str) -> Resul
 
 /// The answer for a list call that fetched `limit + 1` rows (`seq`, item), newest first:
 /// the first `limit` rendered by `view`, `has_more`, and the cursor of the next page.
-pub(crate) fn page_of<T>(mut rows: Vec<(i64, T)>, limit: u32, prefix: &str, view: impl Fn(&T) -> Value) -> Value {
+pub(crate) fn page_of<T, V>(mut rows: Vec<(i64, T)>, limit: u32, prefix: &str, view: impl Fn(&T) -> V) -> ListView<V> {
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let mut out = json!({ "data": rows.iter().map(|(_, item)| view(item)).collect::<Vec<_>>(), "has_more": has_more });
-    if has_more && let Some((seq, _)) = rows.last() {
-        out["next_cursor"] = json!(format!("{prefix}{}", radix36(*seq)));
-    }
-    out
+    let next_cursor = if has_more { rows.last().map(|(seq, _)| format!("{prefix}{}", radix36(*seq))) } else { None };
+    ListView { data: rows.iter().map(|(_, item)| view(item)).collect(), has_more, next_cursor }
 }
 
+#[utoipa::path(get, path = "/v1/spend_keys", tag = "spend keys", operation_id = "listSpendKeys",
+    summary = "List the wallet's spend keys, newest first (revoked keys are not listed)",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 10)"),
+        ("cursor" = Option<String>, Query, description = "A `next_cursor` from the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = ListView<SpendKeyView>),
+        (status = 400, description = "`limit` or `cursor` is invalid", body = ErrorView),
+    ))]
 async fn list(
     State(state): State<AppState>,
     WalletAuth(auth): WalletAuth,
@@ -119,6 +136,13 @@ pub(crate) fn radix36(mut n: i64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+#[utoipa::path(get, path = "/v1/spend_keys/{id}", tag = "spend keys", operation_id = "retrieveSpendKey",
+    summary = "Get a spend key, with its usage",
+    params(("id" = String, Path, description = "The spend key's id")),
+    responses(
+        (status = 200, description = "The key", body = SpendKeyView),
+        (status = 404, description = "No such key in this wallet (or it was revoked)", body = ErrorView),
+    ))]
 async fn retrieve(
     State(state): State<AppState>,
     WalletAuth(auth): WalletAuth,
@@ -128,6 +152,17 @@ async fn retrieve(
     Ok(Json(render(&state, &key, None).await?))
 }
 
+#[utoipa::path(method(put, patch), path = "/v1/spend_keys/{id}", tag = "spend keys", operation_id = "updateSpendKey",
+    summary = "Change a spend key's settings (only the fields sent; null clears one)",
+    params(("id" = String, Path, description = "The spend key's id")),
+    request_body = UpdateSpendKeyBody,
+    responses(
+        (status = 200, description = "The key as changed", body = SpendKeyView),
+        (status = 400, description = "A field is invalid (`param` names it), or the body is not JSON", body = ErrorView),
+        (status = 404, description = "No such key in this wallet (or it was revoked)", body = ErrorView),
+        (status = 409, description = "The key kept changing under this request; retry", body = ErrorView),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorView),
+    ))]
 async fn update(
     State(state): State<AppState>,
     WalletAuth(auth): WalletAuth,
@@ -138,6 +173,14 @@ async fn update(
     Ok(Json(render(&state, &key, None).await?))
 }
 
+#[utoipa::path(post, path = "/v1/spend_keys/{id}/rotate", tag = "spend keys", operation_id = "rotateSpendKey",
+    summary = "Replace a spend key's secret (the old one stops working at once); settings and usage stay",
+    params(("id" = String, Path, description = "The spend key's id")),
+    responses(
+        (status = 200, description = "The key, with its new secret `key` (shown this once)", body = SpendKeyView),
+        (status = 404, description = "No such key in this wallet (or it was revoked)", body = ErrorView),
+        (status = 409, description = "The key kept changing under this request; retry", body = ErrorView),
+    ))]
 async fn rotate(
     State(state): State<AppState>,
     WalletAuth(auth): WalletAuth,
@@ -147,18 +190,33 @@ async fn rotate(
     Ok(Json(render(&state, &key, Some(&secret)).await?))
 }
 
+#[utoipa::path(delete, path = "/v1/spend_keys/{id}", tag = "spend keys", operation_id = "revokeSpendKey",
+    summary = "Revoke a spend key for good (its usage stays in the records)",
+    params(("id" = String, Path, description = "The spend key's id")),
+    responses(
+        (status = 200, description = "Revoked", body = RevokedView),
+        (status = 404, description = "No such key in this wallet (or it was revoked already)", body = ErrorView),
+        (status = 409, description = "The key kept changing under this request; retry", body = ErrorView),
+    ))]
 async fn revoke(
     State(state): State<AppState>,
     WalletAuth(auth): WalletAuth,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RevokedView>, ApiError> {
     keys::revoke(&state, &auth, &SpendKeyId::new(id)).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Json(RevokedView { success: true }))
 }
 
 /// Every model the gateway routes (wallet key), or those a spend key may use. In
 /// Anthropic's list shape when the client is an Anthropic SDK (it sends
 /// `anthropic-version`), else OpenAI's.
+#[utoipa::path(get, path = "/v1/models", tag = "models", operation_id = "listModels",
+    summary = "The models the gateway routes (with a spend key: those it may use)",
+    params(("anthropic-version" = Option<String>, Header, description = "Sent by Anthropic SDKs: the answer is then in Anthropic's list shape")),
+    responses(
+        (status = 200, description = "OpenAI's list shape, or Anthropic's when `anthropic-version` is sent",
+            body = inline(ModelListOrAnthropic)),
+    ))]
 async fn models(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Response {
     let all = state.config.catalog.models().iter();
     let models: Vec<&Model> = match &caller {
@@ -166,9 +224,18 @@ async fn models(State(state): State<AppState>, caller: Caller, headers: HeaderMa
         Caller::Spend(key) => all.filter(|m| key.allows(m)).collect(),
     };
     if headers.contains_key("anthropic-version") {
-        return Json(views::anthropic_models(&models)).into_response();
+        return Json(views::AnthropicModelListView::of(&models)).into_response();
     }
     Json(ModelListView::of(models)).into_response()
+}
+
+/// `GET /v1/models`'s two shapes.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // A schema only.
+#[serde(untagged)]
+enum ModelListOrAnthropic {
+    OpenAi(ModelListView),
+    Anthropic(AnthropicModelListView),
 }
 
 #[cfg(test)]

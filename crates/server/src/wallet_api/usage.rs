@@ -3,6 +3,8 @@
 //! `by_model`), `GET /v1/requests` (newest first, cursor pages) and
 //! `GET /v1/requests/export` (CSV).
 
+use super::openapi::ErrorView;
+use super::views::{ListView, ModelUsageView, RequestView, TotalsView, UsageDayView, UsageView, status_word};
 use crate::auth::WalletAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -10,10 +12,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 use spendgate_core::timestamp::DAY_MS;
 use spendgate_core::{SpendKeyId, Timestamp, Usd, WalletId};
-use spendgate_store::{DayTotal, RequestRecord};
+use spendgate_store::DayTotal;
 use std::collections::HashMap;
 
 /// The longest range one usage call covers.
@@ -44,119 +45,133 @@ fn range(params: &HashMap<String, String>, now: Timestamp) -> Result<(Timestamp,
     Ok((start, end))
 }
 
-fn totals(requests: u64, tokens: u64, cost: Usd) -> Value {
-    json!({ "total_requests": requests, "total_usage_tokens": tokens, "total_cost": cost.to_string(),
-        "total_charge": cost.to_string() })
-}
-
 async fn usage_of(
     state: &AppState,
     wallet: &WalletId,
     key: Option<&SpendKeyId>,
     params: &HashMap<String, String>,
-) -> Result<Value, ApiError> {
+) -> Result<UsageView, ApiError> {
     let (start, end) = range(params, state.now())?;
     // Read your writes: requests already answered are in the figures.
     state.recorder.flush().await;
     let (first, last) = (start.unix_day(), end.plus_millis(-1).unix_day());
     let days: HashMap<i64, DayTotal> =
         state.store.usage_by_day(wallet, key, first, last).await?.into_iter().map(|d| (d.day, d)).collect();
-    let items: Vec<Value> = (first..=last)
+    let items = (first..=last)
         .map(|day| {
             let d = days.get(&day).cloned().unwrap_or_default();
             let from = Timestamp::from_unix_millis(day * DAY_MS);
-            let mut item = totals(d.requests, d.tokens, d.spend);
-            item["date"] = json!(from.to_string()[..10]);
-            item["start"] = json!(from.to_string());
-            item["end"] = json!(from.plus_millis(DAY_MS).to_string());
-            item
+            UsageDayView {
+                date: from.to_string()[..10].to_string(),
+                start: from.to_string(),
+                end: from.plus_millis(DAY_MS).to_string(),
+                totals: TotalsView::new(d.requests, d.tokens, d.spend),
+            }
         })
         .collect();
     let sum = days.values().fold((0, 0, Usd::ZERO), |(r, t, c), d| (r + d.requests, t + d.tokens, c + d.spend));
-    let by_model: Vec<Value> = state
+    let by_model = state
         .store
         .usage_by_model(wallet, key, start, end)
         .await?
         .into_iter()
-        .map(|m| {
-            let mut v = totals(m.requests, m.tokens, m.spend);
-            v["model"] = json!(m.model);
-            v["provider"] = json!(m.provider);
-            v
+        .map(|m| ModelUsageView {
+            totals: TotalsView::new(m.requests, m.tokens, m.spend),
+            model: m.model,
+            provider: m.provider,
         })
         .collect();
-    Ok(json!({ "items": items, "totals": totals(sum.0, sum.1, sum.2), "by_model": by_model }))
+    Ok(UsageView { items, totals: TotalsView::new(sum.0, sum.1, sum.2), by_model })
 }
 
+#[utoipa::path(get, path = "/v1/usage", tag = "usage", operation_id = "walletUsage",
+    summary = "The wallet's usage per UTC day and per model",
+    params(
+        ("start" = String, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-01",
+            description = "From this instant (RFC 3339) or day (`YYYY-MM-DD`, midnight UTC)"),
+        ("end" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-08",
+            description = "Until this instant or day, exclusive (default: now); at most 366 days after `start`"),
+    ),
+    responses(
+        (status = 200, description = "Usage over the range", body = UsageView),
+        (status = 400, description = "`start` or `end` is missing or invalid (`param` names it)", body = ErrorView),
+    ))]
 pub async fn wallet_usage(
     State(state): State<AppState>,
     WalletAuth(auth): WalletAuth,
     Query(p): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UsageView>, ApiError> {
     Ok(Json(usage_of(&state, &auth.wallet_id, None, &p).await?))
 }
 
+#[utoipa::path(get, path = "/v1/spend_keys/{id}/usage", tag = "usage", operation_id = "spendKeyUsage",
+    summary = "One spend key's usage per UTC day and per model",
+    params(
+        ("id" = String, Path, description = "The spend key's id"),
+        ("start" = String, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-01",
+            description = "From this instant (RFC 3339) or day (`YYYY-MM-DD`, midnight UTC)"),
+        ("end" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-08",
+            description = "Until this instant or day, exclusive (default: now); at most 366 days after `start`"),
+    ),
+    responses(
+        (status = 200, description = "Usage over the range", body = UsageView),
+        (status = 400, description = "`start` or `end` is missing or invalid (`param` names it)", body = ErrorView),
+        (status = 404, description = "No such key in this wallet (or it was revoked)", body = ErrorView),
+    ))]
 pub async fn key_usage(
     State(state): State<AppState>,
     WalletAuth(auth): WalletAuth,
     Path(id): Path<String>,
     Query(p): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UsageView>, ApiError> {
     let key = super::keys::get(&state, &auth.wallet_id, &SpendKeyId::new(id)).await?;
     Ok(Json(usage_of(&state, &auth.wallet_id, Some(&key.id), &p).await?))
-}
-
-fn status_word(status: u16) -> &'static str {
-    match status {
-        200..=299 => "completed",
-        499 => "cancelled",
-        _ => "error",
-    }
-}
-
-pub fn record_view(r: &RequestRecord) -> Value {
-    let u = &r.usage;
-    json!({
-        "request_id": r.id,
-        "spend_key_id": r.key_id.as_str(),
-        "model": r.model,
-        "provider": r.provider,
-        "endpoint": r.endpoint,
-        "status": status_word(r.status),
-        "http_status": r.status,
-        "model_usage": {
-            "input_tokens": u.input,
-            "cached_input_tokens": u.cached_input,
-            "cache_write_tokens": u.cache_write,
-            "output_tokens": u.output,
-            "total_tokens": u.total(),
-        },
-        "cost": r.cost.to_string(),
-        "latency_ms": r.latency_ms,
-        "created_at": r.created_at.to_string(),
-    })
 }
 
 fn key_filter(p: &HashMap<String, String>) -> Option<SpendKeyId> {
     p.get("spend_key_id").filter(|k| !k.is_empty()).map(SpendKeyId::new)
 }
 
+#[utoipa::path(get, path = "/v1/requests", tag = "usage", operation_id = "listRequests",
+    summary = "The wallet's model requests, newest first",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 10)"),
+        ("cursor" = Option<String>, Query, description = "A `next_cursor` from the previous page"),
+        ("spend_key_id" = Option<String>, Query, description = "Only this key's requests"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = ListView<RequestView>),
+        (status = 400, description = "`limit` or `cursor` is invalid", body = ErrorView),
+    ))]
 pub async fn list_requests(
     State(state): State<AppState>,
     WalletAuth(auth): WalletAuth,
     Query(p): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListView<RequestView>>, ApiError> {
     let (before, limit) = super::parse_page(&p, CURSOR_PREFIX)?;
     state.recorder.flush().await;
     let key = key_filter(&p);
     let rows = state.store.list_requests(&auth.wallet_id, key.as_ref(), before, limit + 1).await?;
-    Ok(Json(super::page_of(rows, limit, CURSOR_PREFIX, record_view)))
+    Ok(Json(super::page_of(rows, limit, CURSOR_PREFIX, RequestView::new)))
 }
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
+#[utoipa::path(get, path = "/v1/requests/export", tag = "usage", operation_id = "exportRequests",
+    summary = "The wallet's model requests as CSV (newest first, at most 100,000 rows)",
+    params(
+        ("start" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-01",
+            description = "From this instant (RFC 3339) or day (`YYYY-MM-DD`)"),
+        ("end" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-08",
+            description = "Until this instant or day, exclusive"),
+        ("spend_key_id" = Option<String>, Query, description = "Only this key's requests"),
+    ),
+    responses(
+        (status = 200, description = "A CSV file with a header row", content_type = "text/csv", body = String),
+        (status = 400, description = "`start` or `end` is invalid", body = ErrorView),
+    ))]
 pub async fn export_requests(
     State(state): State<AppState>,
     WalletAuth(auth): WalletAuth,

@@ -60,6 +60,11 @@ def test_the_document_describes_the_wallet_api(gateway: Gateway) -> None:
         ("GET", "/v1/requests"),
         ("GET", "/v1/requests/export"),
         ("GET", "/v1/audit_log"),
+        ("POST", "/v1/webhooks"),
+        ("GET", "/v1/webhooks"),
+        ("DELETE", "/v1/webhooks/{id}"),
+        ("GET", "/v1/webhooks/{id}/deliveries"),
+        ("POST", "/v1/webhooks/{id}/test"),
         ("GET", "/v1/models"),
     }
     # The models a key may be limited to are the catalog's: the ones GET /v1/models lists.
@@ -75,10 +80,13 @@ def test_the_document_describes_the_wallet_api(gateway: Gateway) -> None:
 def test_schemathesis_finds_no_difference_between_the_document_and_the_server(
     gateway: Gateway, mock: Mock, workdir: Path
 ) -> None:
-    # A gateway of its own: schemathesis's wrong keys count against 127.0.0.1 in the
-    # sign-in guard, and its keys and revocations stay out of the other tests' way.
+    # A gateway of its own, so that its keys, webhooks and revocations stay out of the
+    # other tests' way; schemathesis tries a wrong key on every operation, which the
+    # sign-in guard would soon refuse from 127.0.0.1 at its default of 20 a minute.
     home = workdir / "openapi"
     home.mkdir()
+    config = home / "spendgate.toml"
+    config.write_text("[server]\nfailed_signins_allowed = 10000\n")
     database = f"sqlite://{home / 'spendgate.db'}"
     wallet = new_wallet(database)
     env = clean_env(
@@ -87,7 +95,7 @@ def test_schemathesis_finds_no_difference_between_the_document_and_the_server(
         ANTHROPIC_API_KEY=ANTHROPIC_PROVIDER_KEY,
         ANTHROPIC_BASE_URL=mock.url,
     )
-    server = Process("gateway", ["serve", "--listen", "127.0.0.1:0", "--database", database], env, home, "spendgate listening on ")
+    server = Process("gateway", ["serve", "--listen", "127.0.0.1:0", "--database", database, "--config", str(config)], env, home, "spendgate listening on ")
     try:
         report = run_schemathesis(gateway, server.url, wallet["key"])
     finally:
@@ -95,7 +103,7 @@ def test_schemathesis_finds_no_difference_between_the_document_and_the_server(
     log = server.stderr_path.read_text(errors="replace")
     assert not secrets_in(log, [OPENAI_PROVIDER_KEY, ANTHROPIC_PROVIDER_KEY]), log
     # It did test every operation, in every phase, and was not locked out on the way.
-    assert "13 selected / 13 total" in report, report
+    assert "18 selected / 18 total" in report, report
     for phase in ["Examples", "Coverage", "Fuzzing", "Stateful"]:
         assert f"✅ {phase}" in report, report
     assert "Rate limited" not in report, report

@@ -70,6 +70,8 @@ actions! {
     SpendKeyUpdated = "spend_key.updated",
     SpendKeyRotated = "spend_key.rotated",
     SpendKeyRevoked = "spend_key.revoked",
+    WebhookCreated = "webhook.created",
+    WebhookDeleted = "webhook.deleted",
     SessionCreated = "dashboard_session.created",
     SessionRevoked = "dashboard_session.revoked",
 }

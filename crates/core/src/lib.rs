@@ -3,6 +3,7 @@
 //! (callers pass `now`), no randomness (callers pass the random bytes).
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod audit;
 pub mod catalog;
 pub mod cycle;

@@ -34,6 +34,8 @@ pub struct ConfigFile {
     pub server: ServerSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub alerts: AlertsSection,
     /// Providers to add, or fields of built-in ones to override.
     #[serde(default)]
     pub provider: Vec<ProviderEntry>,
@@ -96,6 +98,8 @@ pub struct ServerSection {
     pub trusted_proxies: Option<Vec<String>>,
     /// Also metrics per spend key id (a series per key in use).
     pub metrics_per_key: Option<bool>,
+    /// Failed wallet-key sign-ins an address may make per minute before it is refused.
+    pub failed_signins_allowed: Option<u32>,
 }
 
 /// The server's limits on clients, validated.
@@ -119,6 +123,8 @@ pub struct ServerPolicy {
     /// Peers whose `X-Forwarded-For` is believed (the audit log's and the brute-force
     /// guard's client address).
     pub trusted_proxies: std::sync::Arc<[crate::guard::Network]>,
+    /// Failed wallet-key sign-ins an address may make per minute.
+    pub failed_signins_allowed: u32,
 }
 
 impl Default for ServerPolicy {
@@ -133,6 +139,7 @@ impl Default for ServerPolicy {
             metrics_token: None,
             metrics_per_key: false,
             trusted_proxies: std::sync::Arc::new([]),
+            failed_signins_allowed: crate::guard::FAILURES_ALLOWED,
         }
     }
 }
@@ -205,12 +212,74 @@ impl ServerSection {
             tls,
             metrics: self.metrics.unwrap_or(d.metrics),
             metrics_per_key: self.metrics_per_key.unwrap_or(d.metrics_per_key),
+            failed_signins_allowed: match self.failed_signins_allowed {
+                None => d.failed_signins_allowed,
+                Some(0) => return Err(field("failed_signins_allowed", "must be at least 1")),
+                Some(n) => n,
+            },
             metrics_token: match metrics_token.or(self.metrics_token) {
                 Some(t) if t.trim().len() < 16 => {
                     return Err(field("metrics_token", "must be at least 16 characters (it guards /metrics)"));
                 }
                 t => t.map(|t| crate::auth::Token::new(t.trim())),
             },
+        })
+    }
+}
+
+/// Budget alerts: how often they are checked for and how their webhooks are sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    pub check_interval_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub max_attempts: Option<u32>,
+    pub retry_base_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertsPolicy {
+    /// How often keys that were used are checked against the webhooks' thresholds, and
+    /// due deliveries sent.
+    pub check_interval: Duration,
+    /// How long a receiver has to answer.
+    pub timeout: Duration,
+    /// Attempts before a delivery is given up (marked failed).
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt; doubled after each one, at most an hour.
+    pub retry_base: Duration,
+}
+
+impl Default for AlertsPolicy {
+    fn default() -> AlertsPolicy {
+        AlertsPolicy {
+            check_interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            max_attempts: 8,
+            retry_base: Duration::from_secs(10),
+        }
+    }
+}
+
+impl AlertsSection {
+    fn resolve(self) -> Result<AlertsPolicy, ConfigError> {
+        let d = AlertsPolicy::default();
+        let max_attempts = match self.max_attempts {
+            None => d.max_attempts,
+            Some(n @ 1..=100) => n,
+            Some(_) => {
+                return Err(ConfigError::Field {
+                    section: "alerts",
+                    field: "max_attempts",
+                    reason: "must be from 1 to 100".into(),
+                });
+            }
+        };
+        Ok(AlertsPolicy {
+            check_interval: millis("alerts", "check_interval_ms", self.check_interval_ms, d.check_interval)?,
+            timeout: millis("alerts", "timeout_ms", self.timeout_ms, d.timeout)?,
+            max_attempts,
+            retry_base: millis("alerts", "retry_base_ms", self.retry_base_ms, d.retry_base)?,
         })
     }
 }
@@ -311,6 +380,7 @@ pub struct Config {
     pub upstream: UpstreamPolicy,
     pub server: ServerPolicy,
     pub log: LogPolicy,
+    pub alerts: AlertsPolicy,
     pub spool_dir: PathBuf,
     /// Cluster mode: the shared counters (none: one instance, counters in memory).
     pub shared: Option<SharedConfig>,
@@ -433,6 +503,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new(""));
         let server = file.server.resolve(o, listen, base, env("SPENDGATE_METRICS_TOKEN"))?;
         let spool_dir = file.spool_dir.unwrap_or_else(|| default_spool_dir(&database_url));
+        let alerts = file.alerts.resolve()?;
         Ok(Config {
             listen,
             database_url,
@@ -443,6 +514,7 @@ impl Config {
             upstream,
             server,
             log,
+            alerts,
             spool_dir,
             shared,
         })

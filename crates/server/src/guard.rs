@@ -1,5 +1,5 @@
 //! Brute-force protection for wallet-key sign-in: an address that fails to
-//! authenticate [`FAILURES_ALLOWED`] times within [`WINDOW`] is refused (429, with
+//! authenticate `server.failed_signins_allowed` (default [`FAILURES_ALLOWED`]) times within [`WINDOW`] is refused (429, with
 //! `retry-after`) until the window ends, even with a right key, so that guessing costs
 //! a window per batch of attempts. Successes do not count. Per process: in cluster
 //! mode each instance counts its own.
@@ -73,12 +73,23 @@ pub fn client_of(peer: IpAddr, forwarded_for: Option<&[u8]>, trusted: &[Network]
     client
 }
 
-#[derive(Default)]
 pub struct AuthGuard {
+    allowed: u32,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
+impl Default for AuthGuard {
+    fn default() -> AuthGuard {
+        AuthGuard::new(FAILURES_ALLOWED)
+    }
+}
+
 impl AuthGuard {
+    /// A guard that lets an address fail `allowed` times per window.
+    pub fn new(allowed: u32) -> AuthGuard {
+        AuthGuard { allowed, failures: Mutex::default() }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (Instant, u32)>> {
         self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -88,7 +99,7 @@ impl AuthGuard {
         let Some(addr) = addr else { return Ok(()) };
         let now = Instant::now();
         match self.lock().get(&addr) {
-            Some((start, n)) if *n >= FAILURES_ALLOWED && now < *start + WINDOW => {
+            Some((start, n)) if *n >= self.allowed && now < *start + WINDOW => {
                 let wait = (*start + WINDOW).saturating_duration_since(now);
                 tracing::warn!(client = %addr, "wallet sign-in refused: too many failed attempts");
                 Err(ApiError::new(

@@ -41,6 +41,8 @@ pub struct AppState {
     /// Failed wallet-key sign-ins by address.
     pub auth_guard: Arc<crate::guard::AuthGuard>,
     pub metrics: Arc<Metrics>,
+    /// Keys used since the budget-alert task last looked.
+    pub alerts: Arc<crate::alerts::Touched>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,7 @@ pub enum StartError {
 
 impl AppState {
     /// Joins the cluster's shared counters if configured and starts the request record
-    /// writer (on the current Tokio runtime). Spend keys are read as they are used.
+    /// writer and the budget-alert task (on the current Tokio runtime). Spend keys are read as they are used.
     pub async fn build(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
         let keys = Arc::new(Keys::default());
         let metrics = Arc::new(Metrics::new(&config.catalog, config.server.metrics_per_key));
@@ -66,17 +68,22 @@ impl AppState {
         };
         let spool = Spool::open(&config.spool_dir, &config.database_url)
             .map_err(|source| StartError::Spool { dir: config.spool_dir.clone(), source })?;
-        Ok(AppState {
-            recorder: Recorder::start(store.clone(), shared.clone(), Some(spool)),
+        let alerts = Arc::new(crate::alerts::Touched::default());
+        let guard = crate::guard::AuthGuard::new(config.server.failed_signins_allowed);
+        let state = AppState {
+            recorder: Recorder::start(store.clone(), shared.clone(), Some(spool), alerts.clone()),
             counters: shared.map_or(Counters::Local, Counters::Shared),
             store,
             config: Arc::new(config),
             clock,
             keys,
             upstreams: Arc::new(upstreams),
-            auth_guard: Arc::default(),
+            auth_guard: Arc::new(guard),
             metrics,
-        })
+            alerts,
+        };
+        crate::alerts::start(state.clone());
+        Ok(state)
     }
 
     /// Reloads a key from the store into memory (another instance changed it).

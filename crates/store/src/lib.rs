@@ -13,6 +13,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+use spendgate_core::alert::{Delivery, Webhook, WebhookId};
 use spendgate_core::{
     AuditEntry, KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, TokenUsage, Usd, Wallet, WalletId, WalletKey,
     WalletKeyId,
@@ -245,6 +246,45 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<(i64, AuditEntry)>, StoreError>;
+
+    /// Stores a new webhook.
+    async fn insert_webhook(&self, webhook: &Webhook, audit: &AuditEntry) -> Result<(), StoreError>;
+    /// The webhooks of `wallet` (of every wallet, if `None`), oldest first; deleted
+    /// ones are left out.
+    async fn webhooks(&self, wallet: Option<&WalletId>) -> Result<Vec<Webhook>, StoreError>;
+    /// Deletes a webhook of `wallet` (its pending deliveries are no longer sent; its log
+    /// stays); false, and no audit entry, if it has none by that id.
+    async fn delete_webhook(
+        &self,
+        wallet: &WalletId,
+        id: &WebhookId,
+        at: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+    /// Stores a delivery unless its webhook has one with the same `dedup` already;
+    /// whether it was stored.
+    async fn enqueue_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError>;
+    /// Pending deliveries due at `now` of webhooks not deleted, oldest first, at most
+    /// `limit`; each is claimed (its `next_attempt_at` set to `lease_until`) in the same
+    /// statement, so that no other instance sends it meanwhile.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Writes how an attempt went: status, attempts, next attempt, last answer.
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Deliveries of a webhook of `wallet`, newest first, before `before` (a `seq`).
+    async fn list_deliveries(
+        &self,
+        wallet: &WalletId,
+        webhook: &WebhookId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, Delivery)>, StoreError>;
+    /// Unrevoked spend keys of wallets with webhooks whose `expires_at` is in `(after, until]`.
+    async fn keys_expired_between(&self, after: Timestamp, until: Timestamp) -> Result<Vec<SpendKey>, StoreError>;
 
     /// Usage of a key: totals, and figures since the starts of its spend and request cycles.
     async fn key_usage(

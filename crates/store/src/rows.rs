@@ -3,6 +3,7 @@
 //! milliseconds, nano-dollar integers, SHA-256 hashes as bytes, JSON name lists).
 
 use crate::{DayTotal, Listed, ModelTotal, RequestRecord, Session, StoreError, UsageDay, UsageTotal};
+use spendgate_core::alert::{AlertEvent, Delivery, DeliveryId, DeliveryStatus, Webhook, WebhookId};
 use spendgate_core::{
     Action, Actor, AuditEntry, AuditId, Cycle, KeyHash, KeyStatus, KeyUsage, RateLimit, RequestLimit, SpendKey,
     SpendKeyId, SpendLimit, Timestamp, TokenUsage, Usd, Wallet, WalletId, WalletKey, WalletKeyId, WireFormat,
@@ -248,6 +249,56 @@ where
         created_at: ts(r.i64("created_at")?),
     };
     Ok((r.i64("seq")?, entry))
+}
+
+pub(crate) fn webhook<'r, R: Decodes<'r>>(r: &'r R) -> Result<Webhook, StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    let events: Vec<String> =
+        serde_json::from_str(&r.text("events")?).map_err(|e| corrupt(format!("webhook events: {e}")))?;
+    Ok(Webhook {
+        id: WebhookId::new(r.text("id")?),
+        wallet_id: WalletId::new(r.text("wallet_id")?),
+        spend_key_id: r.opt_text("spend_key_id")?.map(SpendKeyId::new),
+        url: r.text("url")?,
+        secret: r.text("secret")?,
+        events: events
+            .iter()
+            .map(|e| AlertEvent::parse(e).ok_or_else(|| corrupt(format!("webhook event {e:?}"))))
+            .collect::<Result<_, _>>()?,
+        thresholds: serde_json::from_str(&r.text("thresholds")?)
+            .map_err(|e| corrupt(format!("webhook thresholds: {e}")))?,
+        created_at: ts(r.i64("created_at")?),
+    })
+}
+
+pub(crate) fn events_json(w: &Webhook) -> String {
+    serde_json::Value::from(w.events.iter().map(|e| e.as_str()).collect::<Vec<_>>()).to_string()
+}
+
+pub(crate) fn delivery<'r, R: Decodes<'r>>(r: &'r R) -> Result<(i64, Delivery), StoreError>
+where
+    &'r str: ColumnIndex<R>,
+{
+    let event = r.text("event")?;
+    let status = r.text("status")?;
+    let d = Delivery {
+        id: DeliveryId::new(r.text("id")?),
+        webhook_id: WebhookId::new(r.text("webhook_id")?),
+        wallet_id: WalletId::new(r.text("wallet_id")?),
+        dedup: r.text("dedup")?,
+        event: AlertEvent::parse(&event).ok_or_else(|| corrupt(format!("delivery event {event:?}")))?,
+        payload: r.text("payload")?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt(format!("delivery status {status:?}")))?,
+        attempts: u32::try_from(r.i64("attempts")?).map_err(corrupt)?,
+        next_attempt_at: r.opt_i64("next_attempt_at")?.map(ts),
+        last_status: r.opt_i64("last_status")?.and_then(|s| u16::try_from(s).ok()),
+        last_error: r.opt_text("last_error")?,
+        created_at: ts(r.i64("created_at")?),
+        delivered_at: r.opt_i64("delivered_at")?.map(ts),
+    };
+    Ok((r.i64("seq")?, d))
 }
 
 /// `key_id, day, spend_nanos, requests`.

@@ -2,6 +2,7 @@
 //! The store contract, written against the `Store` trait so that every backend runs
 //! the same suite.
 
+use spendgate_core::alert::{self, AlertEvent, Delivery, DeliveryId, DeliveryStatus, Webhook, WebhookId};
 use spendgate_core::secret::{SPEND_KEY_PREFIX, WALLET_KEY_PREFIX};
 use spendgate_core::{
     Action, Actor, AuditEntry, AuditId, Cycle, KeyStatus, RateLimit, RequestLimit, Secret, SpendKey, SpendKeyId,
@@ -390,6 +391,116 @@ async fn suite(store: Arc<dyn Store>) {
     assert_eq!(after.total_requests, usage.total_requests + 2);
     assert_eq!(after.total_spend, usage.total_spend + Usd::parse("3").unwrap());
     assert_eq!(store.list_requests(&wa.id, Some(&bare.id), None, 100).await.unwrap().len(), 5);
+
+    webhooks(&*store, &wa.id, &wb.id).await;
+}
+
+/// Webhooks and their deliveries: one per webhook and event, claimed by one sender at a
+/// time, none for a deleted webhook.
+async fn webhooks(store: &dyn Store, wa: &WalletId, wb: &WalletId) {
+    let now = t("2026-11-23T12:00:00Z");
+    let hook = |wallet: &WalletId, key: Option<&SpendKeyId>| Webhook {
+        id: WebhookId::generate(entropy()),
+        wallet_id: wallet.clone(),
+        spend_key_id: key.cloned(),
+        url: "https://hooks.example.com/spendgate".into(),
+        secret: alert::signing_secret(entropy()),
+        events: vec![AlertEvent::SpendThreshold, AlertEvent::KeyExpired],
+        thresholds: vec![50, 100],
+        created_at: now,
+    };
+    let a = hook(wa, None);
+    let a_key = hook(wa, Some(&SpendKeyId::new("key_x")));
+    let b = hook(wb, None);
+    for w in [&a, &a_key, &b] {
+        store.insert_webhook(w, &audit(&w.wallet_id, Action::WebhookCreated, w.id.as_str())).await.unwrap();
+    }
+    assert_eq!(store.webhooks(Some(wa)).await.unwrap(), [a.clone(), a_key.clone()]);
+    assert_eq!(store.webhooks(None).await.unwrap().len(), 3);
+    assert_eq!(store.audit_log(wa, Some(a.id.as_str()), None, 10).await.unwrap().len(), 1);
+
+    let delivery = |w: &Webhook, dedup: &str| Delivery {
+        id: DeliveryId::generate(entropy()),
+        webhook_id: w.id.clone(),
+        wallet_id: w.wallet_id.clone(),
+        dedup: dedup.into(),
+        event: AlertEvent::SpendThreshold,
+        payload: r#"{"type":"spend.threshold"}"#.into(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: Some(now),
+        last_status: None,
+        last_error: None,
+        created_at: now,
+        delivered_at: None,
+    };
+    let first = delivery(&a, "spend:key_1:50");
+    assert!(store.enqueue_delivery(&first).await.unwrap());
+    // The same event again (another check, another instance): not stored twice.
+    assert!(!store.enqueue_delivery(&delivery(&a, "spend:key_1:50")).await.unwrap());
+    // The same event for another webhook is that webhook's own.
+    let other = delivery(&a_key, "spend:key_1:50");
+    assert!(store.enqueue_delivery(&other).await.unwrap());
+    let later = Delivery { next_attempt_at: Some(now.plus_millis(60_000)), ..delivery(&b, "spend:key_2:50") };
+    assert!(store.enqueue_delivery(&later).await.unwrap());
+
+    // Due ones are claimed, oldest first, once: a second claim meanwhile gets none.
+    let lease = now.plus_millis(30_000);
+    let claimed = store.claim_deliveries(now, lease, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| &d.id).collect::<Vec<_>>(), [&first.id, &other.id]);
+    assert!(claimed.iter().all(|d| d.next_attempt_at == Some(lease)));
+    assert!(store.claim_deliveries(now.plus_millis(1), lease, 10).await.unwrap().is_empty());
+
+    // An attempt that failed, retried later; one that went through.
+    let failed = Delivery {
+        attempts: 1,
+        next_attempt_at: Some(now.plus_millis(2_000)),
+        last_status: Some(503),
+        last_error: Some("503 Service Unavailable".into()),
+        ..claimed[0].clone()
+    };
+    store.update_delivery(&failed).await.unwrap();
+    let done = Delivery {
+        status: DeliveryStatus::Delivered,
+        attempts: 1,
+        next_attempt_at: None,
+        last_status: Some(200),
+        delivered_at: Some(now.plus_millis(5)),
+        ..claimed[1].clone()
+    };
+    store.update_delivery(&done).await.unwrap();
+    let log = store.list_deliveries(wa, &a.id, None, 10).await.unwrap();
+    assert_eq!(log.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(), std::slice::from_ref(&failed));
+    assert_eq!(store.list_deliveries(wa, &a_key.id, None, 10).await.unwrap()[0].1, done);
+    // Another wallet's webhook shows nothing.
+    assert!(store.list_deliveries(wb, &a.id, None, 10).await.unwrap().is_empty());
+    // At its time the failed one is due again (the lease has passed), the later one too.
+    let due = store.claim_deliveries(now.plus_millis(60_000), now.plus_millis(90_000), 10).await.unwrap();
+    assert_eq!(due.iter().map(|d| &d.id).collect::<Vec<_>>(), [&failed.id, &later.id]);
+
+    // A deleted webhook: gone from the lists, its pending deliveries not sent, its log kept.
+    let gone = audit(wa, Action::WebhookDeleted, a.id.as_str());
+    assert!(store.delete_webhook(wa, &a.id, now, &gone).await.unwrap());
+    assert!(!store.delete_webhook(wa, &a.id, now, &gone).await.unwrap(), "twice");
+    assert!(!store.delete_webhook(wb, &a_key.id, now, &gone).await.unwrap(), "another wallet's");
+    assert_eq!(store.webhooks(Some(wa)).await.unwrap(), std::slice::from_ref(&a_key));
+    assert!(
+        store
+            .claim_deliveries(now.plus_millis(100_000), now.plus_millis(130_000), 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.webhook_id != a.id)
+    );
+    assert_eq!(store.list_deliveries(wa, &a.id, None, 10).await.unwrap().len(), 1);
+
+    // Keys that expired in a window, of wallets with webhooks.
+    let mut expiring = spend_key(wa, "expiring", now);
+    expiring.expires_at = Some(now.plus_millis(10));
+    store.insert_spend_key(&expiring, &audit(wa, Action::SpendKeyCreated, expiring.id.as_str())).await.unwrap();
+    let found = store.keys_expired_between(now, now.plus_millis(10)).await.unwrap();
+    assert_eq!(found.iter().map(|k| &k.id).collect::<Vec<_>>(), [&expiring.id]);
+    assert!(store.keys_expired_between(now.plus_millis(10), now.plus_millis(20)).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@
 //! of the last [`FLUSH_WINDOW`] (10 ms) plus the batch being written.
 
 use super::spool::Spool;
+use crate::alerts::Touched;
 use crate::counters::shared::{Settled, Shared};
 use spendgate_store::{RequestRecord, Store};
 use std::collections::VecDeque;
@@ -49,11 +50,24 @@ pub struct Recorder {
 impl Recorder {
     /// Starts the writer task on the current runtime. `spool` is where batches wait
     /// when the store cannot take them (none: they wait in memory).
-    pub fn start(store: Arc<dyn Store>, shared: Option<Arc<Shared>>, spool: Option<Spool>) -> Recorder {
+    /// `touched` is told the keys of each batch once it is written (and settled).
+    pub fn start(
+        store: Arc<dyn Store>,
+        shared: Option<Arc<Shared>>,
+        spool: Option<Spool>,
+        touched: Arc<Touched>,
+    ) -> Recorder {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let writer =
-            Writer { store, shared, spool, waiting: VecDeque::new(), memory: Vec::new(), queued: queued.clone() };
+        let writer = Writer {
+            store,
+            shared,
+            spool,
+            waiting: VecDeque::new(),
+            memory: Vec::new(),
+            queued: queued.clone(),
+            touched,
+        };
         tokio::spawn(writer.run(rx));
         Recorder { tx, queued }
     }
@@ -99,6 +113,7 @@ struct Writer {
     /// Batches waiting in memory when there is no spool (or it failed).
     memory: Vec<(Vec<RequestRecord>, Settlements)>,
     queued: Arc<AtomicUsize>,
+    touched: Arc<Touched>,
 }
 
 impl Writer {
@@ -179,9 +194,21 @@ impl Writer {
         self.memory.push((records, settlements));
     }
 
+    /// A written batch: settled in the shared counters, its keys then handed to the
+    /// budget alerts (which read the counters).
+    async fn settle(
+        &self,
+        records: &[RequestRecord],
+        settlements: Settlements,
+        committed: &spendgate_store::Committed,
+    ) {
+        self.settle_shared(records, settlements, committed).await;
+        self.touched.add(records.iter().map(|r| &r.key_id));
+    }
+
     /// Settles a written batch in the shared counters: its records that the store did
     /// not have yet are charged (`None` settlements: replayed records, charge only).
-    async fn settle(
+    async fn settle_shared(
         &self,
         records: &[RequestRecord],
         settlements: Settlements,

@@ -433,6 +433,25 @@ fn cause_chain(e: &dyn std::error::Error) -> String {
     cause
 }
 
+/// A pooled HTTP/1.1 and HTTP/2 client for `http://` and `https://` (rustls, the web's
+/// roots): the providers' and the alert webhooks'.
+pub fn http_client(connect_timeout: Duration) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let tls = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(tls)
+}
+
 pub struct Upstreams {
     map: HashMap<String, Upstream>,
 }
@@ -443,20 +462,7 @@ impl Upstreams {
         let policy = Arc::new(policy.clone());
         let epoch = Instant::now();
         for p in catalog.providers() {
-            let mut http = HttpConnector::new();
-            http.set_connect_timeout(Some(policy.connect_timeout));
-            http.set_nodelay(true);
-            http.enforce_http(false);
-            let tls = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_webpki_roots()
-                .https_or_http()
-                .enable_http1()
-                .enable_http2()
-                .wrap_connector(http);
-            let client = Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .pool_timer(hyper_util::rt::TokioTimer::new())
-                .build(tls);
+            let client = http_client(policy.connect_timeout);
             let targets = p
                 .resolved_targets()
                 .into_iter()

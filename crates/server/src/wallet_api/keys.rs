@@ -73,6 +73,8 @@ pub async fn update(state: &AppState, by: &Principal, id: &SpendKeyId, body: &Va
     let now = state.now();
     let changes = SpendKeyChanges::parse(body, Mode::Update, &state.config.catalog, now)?;
     let key = modify(state, by, Action::SpendKeyUpdated, id, |key| key.apply(changes.clone(), now)).await?;
+    // A new limit may be reached already: the budget alerts look at the key again.
+    state.alerts.add([&key.id]);
     tracing::info!(wallet = %by.wallet_id, key = %id, "spend key updated");
     Ok(key)
 }

@@ -6,6 +6,7 @@ pub mod keys;
 pub mod openapi;
 pub mod usage;
 pub mod views;
+pub mod webhooks;
 
 use crate::auth::{Caller, WalletAuth};
 use crate::body::JsonBody;
@@ -36,6 +37,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/v1/requests", get(usage::list_requests))
         .route("/v1/requests/export", get(usage::export_requests))
         .route("/v1/audit_log", get(audit::list))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/webhooks/{id}/test", post(webhooks::test))
         .route("/openapi.json", get(openapi::serve))
         .merge(models_route())
 }

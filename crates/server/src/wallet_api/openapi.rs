@@ -9,13 +9,14 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde_json::Value;
+use spendgate_core::alert::{self, AlertEvent};
 use spendgate_core::spend_key::{NAME_MAX_CHARS, REQUEST_LIMIT_MAX, RPM_MAX};
 use spendgate_core::{Action, Catalog, Cycle, KeyStatus, WireFormat};
 use utoipa::openapi::Required;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::schema::AnyOfBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, ResponseBuilder, content::ContentBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -80,6 +81,37 @@ pub fn timestamp() -> Schema {
 
 pub fn audit_action() -> Schema {
     string_enum(Action::ALL.iter().map(|a| a.as_str())).build().into()
+}
+
+/// An alert event's name.
+pub fn alert_event() -> Schema {
+    string_enum(AlertEvent::ALL.iter().map(|e| e.as_str())).build().into()
+}
+
+/// The events a webhook is sent.
+pub fn alert_events() -> Schema {
+    ArrayBuilder::new().items(string_enum(alert::subscribable().map(AlertEvent::as_str))).build().into()
+}
+
+/// The events a webhook may ask for: some of them, or null for all.
+pub fn subscribable_events() -> Schema {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(string_enum(alert::subscribable().map(AlertEvent::as_str)))
+        .min_items(Some(1))
+        .build()
+        .into()
+}
+
+/// Percents of the spend limit, or null for the default.
+pub fn thresholds() -> Schema {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(100)))
+        .min_items(Some(1))
+        .max_items(Some(alert::MAX_THRESHOLDS))
+        .build()
+        .into()
 }
 
 /// A spend key's name: 1 to 200 characters, not only spaces, no control characters.
@@ -182,9 +214,14 @@ pub struct ErrorDetail {
         super::usage::list_requests,
         super::usage::export_requests,
         super::audit::list,
+        super::webhooks::create,
+        super::webhooks::list,
+        super::webhooks::delete,
+        super::webhooks::deliveries,
+        super::webhooks::test,
         super::models,
     ),
-    components(schemas(ErrorView, CreateSpendKeyBody, UpdateSpendKeyBody)),
+    components(schemas(ErrorView, CreateSpendKeyBody, UpdateSpendKeyBody, super::webhooks::CreateWebhookBody)),
     modifiers(&Common),
     security(("wallet_key" = [])),
 )]
@@ -211,26 +248,27 @@ impl Modify for Common {
                 .content("application/json", ContentBuilder::new().schema(Some(RefOr::Ref(error_ref()))).build())
                 .build()
         };
-        // A created key's id is what the operations on one key take: say so, so that
-        // clients (and schemathesis's stateful phase) can chain them.
-        let on_one_key: Vec<String> = doc
-            .paths
-            .paths
-            .iter()
-            .filter(|(path, _)| path.contains("{id}"))
-            .flat_map(|(_, item)| operations(item).filter_map(|op| op.operation_id.clone()).collect::<Vec<_>>())
-            .collect();
-        if let Some(created) = doc
-            .paths
-            .paths
-            .get_mut("/v1/spend_keys")
-            .and_then(|item| item.post.as_mut())
-            .and_then(|op| op.responses.responses.get_mut("201"))
-            && let RefOr::T(created) = created
-        {
-            for id in on_one_key {
-                let link = LinkBuilder::new().operation_id(&id).parameter("id", "$response.body#/spend_key_id").build();
-                created.links.insert(id, link.into());
+        // A created key's (webhook's) id is what the operations on one key (webhook)
+        // take: say so, so that clients (and schemathesis's stateful phase) can chain them.
+        for (collection, id_field) in [("/v1/spend_keys", "spend_key_id"), ("/v1/webhooks", "webhook_id")] {
+            let on_one: Vec<String> = doc
+                .paths
+                .paths
+                .iter()
+                .filter(|(path, _)| path.starts_with(&format!("{collection}/{{id}}")))
+                .flat_map(|(_, item)| operations(item).filter_map(|op| op.operation_id.clone()).collect::<Vec<_>>())
+                .collect();
+            if let Some(item) = doc.paths.paths.get_mut(collection)
+                && let Some(op) = item.post.as_mut()
+                && let Some(RefOr::T(created)) = op.responses.responses.get_mut("201")
+            {
+                for id in on_one {
+                    let link = LinkBuilder::new()
+                        .operation_id(&id)
+                        .parameter("id", format!("$response.body#/{id_field}"))
+                        .build();
+                    created.links.insert(id, link.into());
+                }
             }
         }
         for item in doc.paths.paths.values_mut() {
@@ -283,11 +321,13 @@ pub fn document(catalog: &Catalog) -> Value {
         }
     }
     let providers: Vec<&str> = catalog.providers().iter().map(|p| p.name.as_str()).collect();
-    for body in ["CreateSpendKeyBody", "UpdateSpendKeyBody"] {
-        // `SpendKeyChanges::parse` refuses a field it does not know.
+    // `SpendKeyChanges::parse` and `WebhookSpec::parse` refuse a field they do not know.
+    for body in ["CreateWebhookBody", "CreateSpendKeyBody", "UpdateSpendKeyBody"] {
         if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{body}")) {
             schema["additionalProperties"] = false.into();
         }
+    }
+    for body in ["CreateSpendKeyBody", "UpdateSpendKeyBody"] {
         for (field, names) in
             [("allowed_models", serde_json::json!(models)), ("allowed_providers", serde_json::json!(providers))]
         {

@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
     (2, "audit_log", include_str!("../../migrations/postgres/0002_audit_log.sql")),
     (3, "record_epoch", include_str!("../../migrations/postgres/0003_record_epoch.sql")),
+    (4, "webhooks", include_str!("../../migrations/postgres/0004_webhooks.sql")),
 ];
 
 /// ASCII "sgmigrat".

@@ -10,6 +10,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
     (2, "dashboard", include_str!("../../migrations/sqlite/0002_dashboard.sql")),
     (3, "audit_log", include_str!("../../migrations/sqlite/0003_audit_log.sql")),
+    (4, "webhooks", include_str!("../../migrations/sqlite/0004_webhooks.sql")),
 ];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@ mod migrate;
 use crate::rows::{self, RECORD_COLUMNS, SPEND_KEY_COLUMNS, bind_spend_key};
 use crate::{Committed, DayTotal, KeyHistory, Listed, ModelTotal, RequestRecord, Session, Store, StoreError};
 use async_trait::async_trait;
+use spendgate_core::alert::{Delivery, Webhook, WebhookId};
 use spendgate_core::{
     AuditEntry, KeyHash, KeyUsage, SpendKey, SpendKeyId, Timestamp, Wallet, WalletId, WalletKey, WalletKeyId,
 };
@@ -459,6 +460,153 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(rows::audit_entry).collect()
+    }
+
+    async fn insert_webhook(&self, w: &Webhook, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO webhooks (id, wallet_id, spend_key_id, url, secret, events, thresholds, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(w.id.as_str())
+        .bind(w.wallet_id.as_str())
+        .bind(w.spend_key_id.as_ref().map(|k| k.as_str()))
+        .bind(&w.url)
+        .bind(&w.secret)
+        .bind(rows::events_json(w))
+        .bind(serde_json::Value::from(w.thresholds.clone()).to_string())
+        .bind(w.created_at.unix_millis())
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn webhooks(&self, wallet: Option<&WalletId>) -> Result<Vec<Webhook>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhooks WHERE deleted_at IS NULL AND (? IS NULL OR wallet_id = ?) ORDER BY seq",
+        )
+        .bind(wallet.map(WalletId::as_str))
+        .bind(wallet.map(WalletId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::webhook).collect()
+    }
+
+    async fn delete_webhook(
+        &self,
+        wallet: &WalletId,
+        id: &WebhookId,
+        at: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE webhooks SET deleted_at = ? WHERE id = ? AND wallet_id = ? AND deleted_at IS NULL")
+                .bind(at.unix_millis())
+                .bind(id.as_str())
+                .bind(wallet.as_str())
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn enqueue_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO webhook_deliveries (id, webhook_id, wallet_id, dedup, event, payload, status, attempts, \
+             next_attempt_at, last_status, last_error, created_at, delivered_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id, dedup) DO NOTHING",
+        )
+        .bind(d.id.as_str())
+        .bind(d.webhook_id.as_str())
+        .bind(d.wallet_id.as_str())
+        .bind(&d.dedup)
+        .bind(d.event.as_str())
+        .bind(&d.payload)
+        .bind(d.status.as_str())
+        .bind(i64::from(d.attempts))
+        .bind(d.next_attempt_at.map(Timestamp::unix_millis))
+        .bind(d.last_status.map(i64::from))
+        .bind(d.last_error.as_deref())
+        .bind(d.created_at.unix_millis())
+        .bind(d.delivered_at.map(Timestamp::unix_millis))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN (\
+               SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+               WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.deleted_at IS NULL \
+               ORDER BY d.seq LIMIT ?) RETURNING *",
+        )
+        .bind(lease_until.unix_millis())
+        .bind(now.unix_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(i64, Delivery)> = rows.iter().map(rows::delivery).collect::<Result<_, _>>()?;
+        out.sort_by_key(|(seq, _)| *seq);
+        Ok(out.into_iter().map(|(_, d)| d).collect())
+    }
+
+    async fn update_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, \
+             last_error = ?, delivered_at = ? WHERE id = ?",
+        )
+        .bind(d.status.as_str())
+        .bind(i64::from(d.attempts))
+        .bind(d.next_attempt_at.map(Timestamp::unix_millis))
+        .bind(d.last_status.map(i64::from))
+        .bind(d.last_error.as_deref())
+        .bind(d.delivered_at.map(Timestamp::unix_millis))
+        .bind(d.id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_deliveries(
+        &self,
+        wallet: &WalletId,
+        webhook: &WebhookId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, Delivery)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE wallet_id = ? AND webhook_id = ? AND seq < ? \
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(wallet.as_str())
+        .bind(webhook.as_str())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::delivery).collect()
+    }
+
+    async fn keys_expired_between(&self, after: Timestamp, until: Timestamp) -> Result<Vec<SpendKey>, StoreError> {
+        let sql = format!(
+            "SELECT {SPEND_KEY_COLUMNS} FROM spend_keys WHERE revoked_at IS NULL AND expires_at > ? AND expires_at <= ? \
+             AND wallet_id IN (SELECT wallet_id FROM webhooks WHERE deleted_at IS NULL)"
+        );
+        let rows = sqlx::query(&sql).bind(after.unix_millis()).bind(until.unix_millis()).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| rows::spend_key(r).map(|l| l.key)).collect()
     }
 
     async fn key_usage(

@@ -243,7 +243,7 @@ pub struct Due {
 
 /// The events `webhook` is due for `key`, given its usage at `now`: each threshold its
 /// spend reached in the current spend-limit cycle, the request limit if reached in the
-/// current request-limit cycle, the expiry if passed. A change of the limit counts as a
+/// current request-limit cycle, the expiry if passed since the webhook was made. A change of the limit counts as a
 /// new limit (its thresholds fire anew).
 pub fn due(webhook: &Webhook, key: &SpendKey, usage: &KeyUsage, now: Timestamp) -> Vec<Due> {
     let mut out = Vec::new();
@@ -279,9 +279,11 @@ pub fn due(webhook: &Webhook, key: &SpendKey, usage: &KeyUsage, now: Timestamp) 
             cycle_start: Some(start),
         });
     }
+    // Expiries from the webhook's creation on (not every key that ever expired).
     if let Some(at) = key.expires_at
         && webhook.wants(AlertEvent::KeyExpired)
         && at <= now
+        && at >= webhook.created_at
     {
         out.push(Due {
             event: AlertEvent::KeyExpired,
@@ -437,6 +439,9 @@ mod tests {
         assert!(events(&k, 0).is_empty());
         k.expires_at = Some(NOW);
         assert_eq!(events(&k, 0), [AlertEvent::KeyExpired]);
+        // A key that expired before the webhook was made is not news to it.
+        let newer = Webhook { created_at: NOW.plus_millis(1), ..hook(None) };
+        assert!(due(&newer, &k, &spent("0", 0), NOW.plus_millis(2)).is_empty());
         // Another key's webhook, an unsubscribed event, a revoked key: nothing.
         assert!(due(&hook(Some("key_2")), &k, &spent("10", 10), NOW).is_empty());
         let only_spend = Webhook { events: vec![AlertEvent::SpendThreshold], ..hook(None) };

@@ -178,7 +178,11 @@ async fn send_due(state: &AppState, client: &HttpClient, now: Timestamp) -> Resu
     let by_id: HashMap<_, _> = webhooks.iter().map(|w| (&w.id, w)).collect();
     let attempts =
         due.into_iter().filter_map(|d| Some((by_id.get(&d.webhook_id).copied()?, d))).map(|(w, d)| async move {
-            let outcome = send(client, w, &d, state.now(), policy.timeout).await;
+            let allowed = if policy.block_private_addresses { refuse_private(&w.url).await } else { Ok(()) };
+            let outcome = match allowed {
+                Ok(()) => send(client, w, &d, state.now(), policy.timeout).await,
+                Err(e) => Err(e),
+            };
             (w, d, outcome)
         });
     for (webhook, mut d, outcome) in futures_util::future::join_all(attempts).await {
@@ -216,6 +220,45 @@ async fn send_due(state: &AppState, client: &HttpClient, now: Timestamp) -> Resu
     Ok(())
 }
 
+/// With `alerts.block_private_addresses`: refuses a receiver whose host is, or resolves
+/// to, an address of a private network (loopback, RFC 1918, CGNAT, link-local, unique
+/// local), so that a wallet owner cannot make the gateway call into the operator's network.
+async fn refuse_private(url: &str) -> Result<(), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| format!("could not resolve {host}: {e}"))?;
+    for addr in addrs {
+        if is_private(addr.ip()) {
+            return Err(format!(
+                "refused: {host} is a private address ({}) and alerts.block_private_addresses is on",
+                addr.ip()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_private(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || v6.is_unspecified() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
 /// One attempt: the receiver's status, or why there was none.
 async fn send(
     client: &HttpClient,
@@ -243,4 +286,38 @@ async fn send(
     tokio::time::timeout(timeout, exchange)
         .await
         .unwrap_or_else(|_| Err(format!("the receiver did not answer within {} ms", timeout.as_millis())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses_are_known() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "100.128.0.1", "2606:4700::1111"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_private_receiver_is_refused_by_name_and_by_address() {
+        assert!(refuse_private("http://127.0.0.1:9/hook").await.unwrap_err().contains("private address"));
+        assert!(refuse_private("http://localhost:9/hook").await.unwrap_err().contains("private address"));
+        assert!(refuse_private("http://[::1]:9/hook").await.unwrap_err().contains("private address"));
+    }
 }

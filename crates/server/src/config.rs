@@ -235,6 +235,7 @@ pub struct AlertsSection {
     pub timeout_ms: Option<u64>,
     pub max_attempts: Option<u32>,
     pub retry_base_ms: Option<u64>,
+    pub block_private_addresses: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +249,9 @@ pub struct AlertsPolicy {
     pub max_attempts: u32,
     /// The wait after the first failed attempt; doubled after each one, at most an hour.
     pub retry_base: Duration,
+    /// Refuse to send to receivers whose host resolves to a loopback, private or
+    /// link-local address (wallet owners who should not reach the operator's network).
+    pub block_private_addresses: bool,
 }
 
 impl Default for AlertsPolicy {
@@ -257,6 +261,7 @@ impl Default for AlertsPolicy {
             timeout: Duration::from_secs(10),
             max_attempts: 8,
             retry_base: Duration::from_secs(10),
+            block_private_addresses: false,
         }
     }
 }
@@ -280,6 +285,7 @@ impl AlertsSection {
             timeout: millis("alerts", "timeout_ms", self.timeout_ms, d.timeout)?,
             max_attempts,
             retry_base: millis("alerts", "retry_base_ms", self.retry_base_ms, d.retry_base)?,
+            block_private_addresses: self.block_private_addresses.unwrap_or(d.block_private_addresses),
         })
     }
 }

@@ -311,3 +311,29 @@ async fn an_unreachable_receiver_is_given_up_after_the_last_attempt() {
     rounds().await;
     assert_eq!(attempts(&deliveries(&gw, &hook).await), 3, "no attempt after the last");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_receivers_are_refused_when_the_operator_says_so() {
+    let gw = Gateway::start_with(
+        MockConfig::default(),
+        "[alerts]\ncheck_interval_ms = 20\nmax_attempts = 1\nblock_private_addresses = true\n",
+    )
+    .await;
+    let (receiver, url) = Receiver::start().await;
+    let hook = gw.admin("POST", "/v1/webhooks", Some(json!({"url": url}))).await.body["webhook_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(gw.admin("POST", &format!("/v1/webhooks/{hook}/test"), None).await.status, 202);
+    let mut log = Vec::new();
+    for _ in 0..100 {
+        log = deliveries(&gw, &hook).await;
+        if log[0]["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(log[0]["status"], "failed", "{log:?}");
+    assert!(log[0]["last_error"].as_str().unwrap().contains("private address"), "{log:?}");
+    assert!(receiver.all().is_empty(), "nothing reached the receiver");
+}

@@ -477,3 +477,121 @@ async fn a_dead_instances_holds_are_reclaimed() {
     cluster.servers.truncate(1);
     println!("holds of a killed instance reclaimed {} ms after its death", reclaimed_after.as_millis());
 }
+
+/// A webhook receiver: counts what it is sent per delivery id, answers 503 while `down`.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Receiver {
+    async fn start() -> (Receiver, String) {
+        use axum::http::{HeaderMap, StatusCode};
+        let r = Receiver::default();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(
+                    |axum::extract::State(r): axum::extract::State<Receiver>, h: HeaderMap, body: String| async move {
+                        if r.down.load(std::sync::atomic::Ordering::SeqCst) {
+                            return StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        let id = h["spendgate-delivery"].to_str().unwrap().to_string();
+                        r.got.lock().unwrap().push((id, serde_json::from_str(&body).unwrap()));
+                        StatusCode::NO_CONTENT
+                    },
+                ),
+            )
+            .with_state(r.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (r, url)
+    }
+
+    fn received(&self) -> Vec<(String, Value)> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_sent_once_by_one_instance_and_survive_a_crash() {
+    let Some(mut cluster) = Cluster::start("alerts", 0, MockConfig::default()).await else { return };
+    let instance = common::cluster::Instance {
+        extra: "[alerts]\ncheck_interval_ms = 50\nretry_base_ms = 100\nmax_attempts = 50\n".into(),
+        ..cluster.instance()
+    };
+    for _ in 0..2 {
+        let server = cluster.launch(&instance);
+        cluster.servers.push(server);
+    }
+    let (receiver, url) = Receiver::start().await;
+    let hook = admin(&cluster, 0).post("/v1/webhooks", json!({"url": url, "thresholds": [1]})).await;
+    assert_eq!(hook.status, 201, "{}", hook.body);
+    let hook_id = hook.body["webhook_id"].as_str().unwrap().to_string();
+
+    // Ten requests through both instances reach the key's request limit (and 1% of a
+    // $0.0005 spend limit: 10 requests cost about $0.000009); both instances check the key, one alert of each kind is sent.
+    let key = admin(&cluster, 0)
+        .create_key(json!({"name": "alerted", "request_limit": {"count": 10, "cycle": "daily"},
+            "spend_limit": {"amount": "0.0005", "cycle": "daily"}}))
+        .await;
+    let secret = key["key"].as_str().unwrap().to_string();
+    for i in 0..10 {
+        let r = Api::new(&cluster.servers[i % 2], &secret).post("/v1/chat/completions", chat("hi", 1, false)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // And test events, asked of either instance.
+    for i in 0..6 {
+        assert_eq!(admin(&cluster, i).call("POST", &format!("/v1/webhooks/{hook_id}/test"), None).await.status, 202);
+    }
+    let kinds = |t: &str| receiver.received().iter().filter(|(_, b)| b["type"] == t).count();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(kinds("request_limit.reached") == 1 && kinds("spend.threshold") == 1 && kinds("webhook.test") == 6) {
+        let key = admin(&cluster, 0)
+            .call("GET", &format!("/v1/spend_keys/{}", key["spend_key_id"].as_str().unwrap()), None)
+            .await;
+        assert!(
+            Instant::now() < deadline,
+            "the request-limit alert, the threshold alert and six tests: {:?}; the key: {}",
+            receiver.received(),
+            key.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = receiver.received();
+    let mut ids: Vec<&String> = got.iter().map(|(id, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), got.len(), "each delivery sent once across the instances: {got:?}");
+    assert_eq!(got.len(), 8, "{got:?}");
+
+    // The receiver is down; an event is stored and failing; both instances die.
+    receiver.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let pending = admin(&cluster, 1).call("POST", &format!("/v1/webhooks/{hook_id}/test"), None).await;
+    let pending_id = pending.body["delivery_id"].as_str().unwrap().to_string();
+    eventually("a failed attempt", async || {
+        let log = admin(&cluster, 0).call("GET", &format!("/v1/webhooks/{hook_id}/deliveries"), None).await;
+        log.body["data"][0]["attempts"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    for s in &mut cluster.servers {
+        s.kill_9();
+    }
+    cluster.servers.clear();
+    receiver.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let server = cluster.launch(&instance);
+    cluster.servers.push(server);
+    eventually("the stored event delivered after the restart", async || {
+        receiver.received().iter().any(|(id, _)| *id == pending_id)
+    })
+    .await;
+    let log = admin(&cluster, 0).call("GET", &format!("/v1/webhooks/{hook_id}/deliveries?limit=100"), None).await;
+    let data = log.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 9);
+    assert!(data.iter().all(|d| d["status"] == "delivered"), "{data:?}");
+    // Nothing was sent twice, and the alerts were not sent again by the new instance.
+    assert_eq!(receiver.received().len(), 9, "{:?}", receiver.received());
+}

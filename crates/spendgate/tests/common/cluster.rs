@@ -13,6 +13,8 @@ pub struct Instance {
     pub database: String,
     pub redis: String,
     pub fail_open: bool,
+    /// More of the config file (whole sections).
+    pub extra: String,
 }
 
 pub struct Cluster {
@@ -64,7 +66,12 @@ impl Cluster {
 
     /// The default settings of an instance of this cluster.
     pub fn instance(&self) -> Instance {
-        Instance { database: self.db.url.clone(), redis: self.redis_url.clone(), fail_open: false }
+        Instance {
+            database: self.db.url.clone(),
+            redis: self.redis_url.clone(),
+            fail_open: false,
+            extra: String::new(),
+        }
     }
 
     /// Starts one more instance (not added to `servers`).
@@ -76,8 +83,8 @@ impl Cluster {
         std::fs::write(
             &config,
             format!(
-                "database = {:?}\nspool_dir = {:?}\n[cluster]\nredis = {:?}\nredis_prefix = {:?}\non_redis_failure = {failure:?}\n",
-                i.database, spool, i.redis, self.prefix
+                "database = {:?}\nspool_dir = {:?}\n[cluster]\nredis = {:?}\nredis_prefix = {:?}\non_redis_failure = {failure:?}\n{}",
+                i.database, spool, i.redis, self.prefix, i.extra
             ),
         )
         .unwrap();

@@ -215,6 +215,12 @@ async fn send_due(state: &AppState, client: &HttpClient, now: Timestamp) -> Resu
                     error = d.last_error.as_deref().unwrap_or(""), "alert delivery failed");
             }
         }
+        let outcome = match d.status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Pending => "retry",
+            DeliveryStatus::Failed => "failed",
+        };
+        state.metrics.alert_attempt(d.event.as_str(), outcome);
         state.store.update_delivery(&d).await?;
     }
     Ok(())

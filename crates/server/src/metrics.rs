@@ -64,6 +64,12 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    event: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamErrorLabels {
     provider: &'static str,
     kind: &'static str,
@@ -120,6 +126,7 @@ pub struct Metrics {
     retries: Family<ProviderLabel, Counter>,
     open_streams: Gauge,
     record_queue: Gauge,
+    alert_attempts: Family<AlertLabels, Counter>,
     /// Per spend key (only when the operator asks: one series per key in use).
     per_key: Option<PerKey>,
 }
@@ -149,6 +156,7 @@ impl Metrics {
             retries: Family::default(),
             open_streams: Gauge::default(),
             record_queue: Gauge::default(),
+            alert_attempts: Family::default(),
             per_key: per_key.then(Default::default),
         };
         let r = &mut m.registry;
@@ -183,6 +191,11 @@ impl Metrics {
         r.register("upstream_retries", "Provider requests sent again after a failed attempt", m.retries.clone());
         r.register("open_streams", "Streamed answers being sent now", m.open_streams.clone());
         r.register("record_queue_depth", "Request records waiting to be written to the store", m.record_queue.clone());
+        r.register(
+            "alert_delivery_attempts",
+            "Budget-alert webhook attempts, by event and outcome (delivered, retry, failed: given up)",
+            m.alert_attempts.clone(),
+        );
         if let Some((requests, spend)) = &m.per_key {
             r.register("key_requests", "Requests charged, by spend key id", requests.clone());
             r.register("key_spend_usd", "Spend in US dollars, by spend key id", spend.clone());
@@ -247,6 +260,12 @@ impl Metrics {
 
     pub fn retried(&self, provider: &'static str) {
         self.retries.get_or_create(&ProviderLabel { provider }).inc();
+    }
+
+    /// An attempt to send a budget alert: `delivered`, `retry` (failed, tried again
+    /// later) or `failed` (failed, given up).
+    pub fn alert_attempt(&self, event: &'static str, outcome: &'static str) {
+        self.alert_attempts.get_or_create(&AlertLabels { event, outcome }).inc();
     }
 
     pub fn stream_opened(&self) {

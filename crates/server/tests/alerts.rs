@@ -307,6 +307,13 @@ async fn an_unreachable_receiver_is_given_up_after_the_last_attempt() {
     assert_eq!(log[0]["next_attempt_at"], Value::Null);
     assert_eq!(log[0]["last_status"], Value::Null);
     assert!(log[0]["last_error"].as_str().unwrap().contains("could not reach"), "{log:?}");
+    let metrics = gw.http.get(format!("{}/metrics", gw.url)).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "spendgate_alert_delivery_attempts_total{event=\"webhook.test\",outcome=\"retry\"} 2",
+        "spendgate_alert_delivery_attempts_total{event=\"webhook.test\",outcome=\"failed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
     gw.clock.set("2026-11-23T13:00:00Z");
     rounds().await;
     assert_eq!(attempts(&deliveries(&gw, &hook).await), 3, "no attempt after the last");

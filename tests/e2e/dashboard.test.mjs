@@ -13,7 +13,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -701,5 +703,202 @@ test('the activity page lists who changed what, when and from where', { timeout:
     b.assertLocalOnly();
   } finally {
     await b.close();
+  }
+});
+
+test('the alerts page adds webhooks, shows the secret once, sends a signed test event, and deletes them', { timeout: 120_000 }, async () => {
+  const wallet = { authorization: `Bearer ${walletKey}`, 'content-type': 'application/json' };
+  const key = await (
+    await fetch(`${origin}/v1/spend_keys`, { method: 'POST', headers: wallet, body: JSON.stringify({ name: 'Alerted agent', spend_limit: { amount: '10', cycle: 'monthly' } }) })
+  ).json();
+  assert.ok(key.spend_key_id, JSON.stringify(key));
+
+  // A receiver for the alerts: records every request and answers 200.
+  const received = [];
+  const receiver = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hooks/spendgate`;
+  // And an address where nothing listens.
+  const closed = createServer();
+  await new Promise((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const deadUrl = `http://127.0.0.1:${closed.address().port}/gone`;
+  await new Promise((resolve) => closed.close(resolve));
+
+  const b = await openBrowser();
+  const { page } = b;
+  try {
+    await signedIn(page);
+    await page.getByRole('link', { name: 'Alerts' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Alerts', exact: true }).waitFor();
+    assert.match(page.url(), /#\/alerts$/);
+    assert.equal(await page.locator('[data-nav="alerts"]').getAttribute('aria-current'), 'page');
+
+    // ----- Empty state; its button leads to the form, which has the defaults
+    await page.getByRole('heading', { name: 'No webhooks yet' }).waitFor();
+    assert.deepEqual(await unlabelledControls(page), [], 'every form control has a label');
+    await page.getByRole('button', { name: 'Add a webhook' }).click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'wh-url', 'focus moves to the URL field');
+    assert.equal(await page.locator('#wh-scope').inputValue(), '', 'all keys by default');
+    assert.equal(await page.locator(`#wh-scope option[value="${key.spend_key_id}"]`).innerText(), `Alerted agent (${key.key_preview})`);
+    assert.equal(await page.locator('input[name="events"]:checked').count(), 3, 'every event by default');
+    assert.equal(await page.locator('#wh-thresholds').inputValue(), '50, 80, 100');
+    await screenshot(page, '10-alerts-empty');
+
+    // ----- Add a webhook for every key: the secret, shown once
+    await page.locator('#wh-url').fill(hookUrl);
+    const post = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/v1/webhooks'));
+    await page.getByRole('button', { name: 'Add webhook', exact: true }).click();
+    assert.deepEqual(JSON.parse((await post).postData()), {
+      url: hookUrl,
+      spend_key_id: null,
+      events: ['spend.threshold', 'request_limit.reached', 'spend_key.expired'],
+      thresholds: [50, 80, 100],
+    });
+    const secretEl = page.locator('#webhook-secret');
+    await secretEl.waitFor();
+    const secret = (await secretEl.innerText()).trim();
+    assert.match(secret, /^whsec_\S{16,}$/);
+    await page.getByText('You won’t see this secret again.').waitFor();
+    await page.getByRole('button', { name: 'Copy signing secret' }).waitFor();
+    assert.equal(await page.locator('#wh-url').inputValue(), '', 'the form is emptied for the next one');
+    const listed = await (await fetch(`${origin}/v1/webhooks`, { headers: wallet })).json();
+    assert.equal(listed.data.length, 1);
+    assert.equal(listed.data[0].secret, undefined, 'the secret is not in the list');
+
+    const card = page.locator('article.webhook-card', { hasText: hookUrl });
+    await card.waitFor();
+    assert.equal(await card.getAttribute('data-webhook-id'), listed.data[0].webhook_id);
+    assert.equal(await card.locator('[data-field="scope"]').innerText(), 'All keys');
+    assert.deepEqual(await card.locator('[data-field="events"] .chip').allInnerTexts(), ['Spend threshold reached', 'Request limit reached', 'Key expired']);
+    assert.equal(await card.locator('[data-field="thresholds"]').innerText(), '50% · 80% · 100%');
+    await card.getByText('No alerts sent yet').waitFor();
+
+    // ----- Send a test event: the log follows it until it is delivered, signed with the secret
+    await card.getByRole('button', { name: 'Send test' }).click();
+    await card.locator('tr[data-event="webhook.test"]').waitFor(); // pending at first (or already delivered)
+    const delivered = card.locator('tr[data-event="webhook.test"][data-status="delivered"]');
+    await delivered.waitFor({ timeout: 10_000 });
+    await page.locator('.toast', { hasText: 'Test event delivered: your endpoint answered HTTP 200.' }).waitFor();
+    await page.locator('#refresh').click();
+    await page.locator('#refresh:not([aria-busy])').waitFor();
+    assert.equal(await delivered.count(), 1, 'still there after Refresh');
+    const row = await delivered.innerText();
+    assert.match(row, /Test event/);
+    assert.match(row, /Delivered/);
+    assert.match(row, /HTTP 200/);
+    assert.match(await delivered.locator('.c-attempts').innerText(), /^1$/);
+    assert.equal(await page.locator('#webhook-secret').innerText(), secret, 'the secret stays until dismissed');
+
+    const tests = received.filter((r) => r.headers['spendgate-event'] === 'webhook.test');
+    assert.equal(tests.length, 1, `one test event received: ${JSON.stringify(received.map((r) => r.headers['spendgate-event']))}`);
+    const hit = tests[0];
+    assert.equal(hit.method, 'POST');
+    assert.equal(hit.url, '/hooks/spendgate');
+    assert.match(hit.headers['content-type'] || '', /application\/json/);
+    const sig = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(hit.headers['spendgate-signature'] || '');
+    assert.ok(sig, `spendgate-signature: ${hit.headers['spendgate-signature']}`);
+    assert.equal(sig[2], createHmac('sha256', secret).update(`${sig[1]}.${hit.body}`).digest('hex'), 'HMAC-SHA256 of "t.body" under the secret');
+    assert.ok(Math.abs(Date.now() / 1000 - Number(sig[1])) < 120, 'a current timestamp');
+    const payload = JSON.parse(hit.body);
+    assert.equal(payload.type, 'webhook.test');
+    assert.equal(payload.data.webhook_id, listed.data[0].webhook_id);
+    assert.equal(hit.headers['spendgate-delivery'], payload.id);
+    assert.equal(await delivered.getAttribute('data-delivery-id'), payload.id);
+    await screenshot(page, '10-alerts');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await noHorizontalOverflow(page, 'alerts');
+    await screenshot(page, '10-alerts');
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // Dismissed, the secret is gone.
+    await page.getByRole('button', { name: 'I’ve saved the secret' }).click();
+    assert.equal(await page.locator('#webhook-secret').count(), 0);
+
+    // ----- Invalid input: the API's errors next to their fields; nothing added
+    await page.locator('#wh-url').fill('ftp://x');
+    await page.getByRole('button', { name: 'Add webhook', exact: true }).click();
+    const urlError = page.locator('[data-error-for="url"]');
+    await urlError.locator('span').waitFor();
+    assert.match(await urlError.innerText(), /http:\/\/ or https:\/\//);
+    assert.equal(await page.locator('#wh-url').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'wh-url', 'focus moves to the field in error');
+    await page.locator('#wh-url').fill(deadUrl);
+    assert.equal(await urlError.innerText(), '', 'the error goes once the field changes');
+    assert.equal(await page.locator('#wh-url').getAttribute('aria-invalid'), null);
+
+    // One key, two events, other thresholds; 0 is refused first.
+    await page.locator('#wh-scope').selectOption(key.spend_key_id);
+    await page.locator('label[data-event="spend_key.expired"] input').uncheck();
+    await page.locator('#wh-thresholds').fill('0, 90');
+    await page.getByRole('button', { name: 'Add webhook', exact: true }).click();
+    const thresholdsError = page.locator('[data-error-for="thresholds"]');
+    await thresholdsError.locator('span').waitFor();
+    assert.match(await thresholdsError.innerText(), /1 to 100/);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'wh-thresholds');
+    assert.equal(await page.locator('article.webhook-card').count(), 1, 'nothing was added');
+    await page.locator('#wh-thresholds').fill('75, 90');
+    await page.getByRole('button', { name: 'Add webhook', exact: true }).click();
+    await page.locator('#webhook-secret').waitFor();
+    const scoped = page.locator('article.webhook-card', { has: page.locator('[data-field="scope"] a') });
+    await scoped.waitFor();
+    assert.equal(await page.locator('article.webhook-card').count(), 2);
+    assert.equal(await page.locator('article.webhook-card').first().getAttribute('data-webhook-id'), await scoped.getAttribute('data-webhook-id'), 'newest first');
+    assert.equal(await scoped.locator('[data-field="scope"] a').innerText(), 'Alerted agent');
+    assert.equal(await scoped.locator('[data-field="scope"] a').getAttribute('href'), `#/keys/${key.spend_key_id}`);
+    assert.deepEqual(await scoped.locator('[data-field="events"] .chip').allInnerTexts(), ['Spend threshold reached', 'Request limit reached']);
+    assert.equal(await scoped.locator('[data-field="thresholds"]').innerText(), '75% · 90%');
+
+    // A test event to an endpoint that does not answer: the failed attempt, to be retried.
+    await scoped.getByRole('button', { name: 'Send test' }).click();
+    const retrying = scoped.locator('tr[data-event="webhook.test"][data-status="pending"]', { hasText: 'Retrying' });
+    await retrying.waitFor({ timeout: 10_000 });
+    assert.match(await retrying.locator('.c-attempts').innerText(), /^1$/);
+    assert.ok((await retrying.locator('.c-answer').innerText()).trim().length > 3, 'the error is shown');
+    assert.match(await retrying.locator('.c-when').innerText(), /^Next try /);
+    await page.locator('.toast', { hasText: 'The test event was not accepted' }).waitFor();
+    await screenshot(page, '10-alerts-retrying');
+
+    // Leaving the page drops the secret.
+    await page.getByRole('link', { name: 'Activity' }).click();
+    await page.locator('tr[data-action="webhook.created"]').first().waitFor();
+    assert.match(await page.locator('tr[data-action="webhook.created"]').first().innerText(), /Webhook added/);
+    await page.getByRole('link', { name: 'Alerts' }).click();
+    await page.locator('article.webhook-card').nth(1).waitFor();
+    assert.equal(await page.locator('#webhook-secret').count(), 0);
+
+    // ----- Delete both, with a confirmation; Escape cancels
+    await scoped.getByRole('button', { name: 'Delete' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await page.locator('article.webhook-card').count(), 2, 'nothing deleted on cancel');
+    for (let i = 0; i < 2; i++) {
+      await page.locator('article.webhook-card').first().getByRole('button', { name: 'Delete' }).click();
+      await dialog.waitFor();
+      assert.ok((await dialog.innerText()).includes(i === 0 ? deadUrl : hookUrl), 'the dialog names the URL');
+      await dialog.getByRole('button', { name: 'Delete webhook' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await page.waitForFunction((n) => document.querySelectorAll('article.webhook-card').length === n, 1 - i);
+    }
+    await page.getByRole('heading', { name: 'No webhooks yet' }).waitFor();
+    assert.deepEqual((await (await fetch(`${origin}/v1/webhooks`, { headers: wallet })).json()).data, []);
+    b.assertLocalOnly();
+  } catch (e) {
+    await page.screenshot({ path: join(ARTIFACTS, 'failure-alerts.png'), fullPage: true }).catch(() => {});
+    e.message += `\n--- server log (tail) ---\n${tail(env.server.output(), 40)}`;
+    throw e;
+  } finally {
+    await b.close();
+    receiver.closeAllConnections();
+    await new Promise((resolve) => receiver.close(resolve));
   }
 });

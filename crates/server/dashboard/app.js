@@ -106,6 +106,8 @@
     terminal: ['M4 5h16v14H4z', 'M8 10l2.5 2L8 14', 'M13 15h3'],
     chart: ['M4 20V10', 'M10 20V4', 'M16 20v-7', 'M22 20H2'],
     logout: ['M15 4h4v16h-4', 'M10 8l-4 4 4 4', 'M6 12h11'],
+    bell: ['M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9', 'M10.3 21a1.94 1.94 0 0 0 3.4 0'],
+    send: ['M22 2L11 13', 'M22 2l-7 20-4-9-9-4z'],
   };
 
   function icon(name, attrs = {}) {
@@ -649,6 +651,7 @@
     [/^#\/keys\/([^/]+)$/, (ctx, m) => viewKey(ctx, decodeURIComponent(m[1])), 'keys'],
     [/^#\/usage$/, (ctx, m, params) => viewUsage(ctx, params), 'usage'],
     [/^#\/activity$/, (ctx) => viewActivity(ctx), 'activity'],
+    [/^#\/alerts$/, (ctx) => viewAlerts(ctx), 'alerts'],
   ];
 
   function parseHash() {
@@ -2562,9 +2565,10 @@ console.log(completion.choices[0].message.content);`,
    * Cursor paging over a wallet API list (`data`, `has_more`, `next_cursor`): Previous
    * and Next buttons, a "Page N · things a–b" line, and `load`/`reload`.
    * `fetchPage(cursor)` returns the API's answer; `render(rows, page)` shows a page;
-   * `onError(err, retry)` shows a failure; `busy` elements get `aria-busy` while loading.
+   * `onError(err, retry)` shows a failure; `busy` elements get `aria-busy` while loading;
+   * `pageSize` is the `limit` that `fetchPage` asks for (it numbers the rows).
    */
-  function cursorPager({ noun, fetchPage, render, onError, busy = [] }) {
+  function cursorPager({ noun, fetchPage, render, onError, busy = [], pageSize = PAGE_SIZE }) {
     const info = h('span', { class: 'pager-info', 'aria-live': 'polite' });
     const prev = h('button', { type: 'button', class: 'btn btn-sm', disabled: true }, icon('left'), 'Previous');
     const next = h('button', { type: 'button', class: 'btn btn-sm', disabled: true }, 'Next', icon('right'));
@@ -2586,7 +2590,7 @@ console.log(completion.choices[0].message.content);`,
         render(rows, page);
         prev.disabled = page === 0;
         next.disabled = !nextCursor;
-        info.textContent = rows.length ? `Page ${page + 1} · ${noun} ${fmtInt(page * PAGE_SIZE + 1)}–${fmtInt(page * PAGE_SIZE + rows.length)}` : '';
+        info.textContent = rows.length ? `Page ${page + 1} · ${noun} ${fmtInt(page * pageSize + 1)}–${fmtInt(page * pageSize + rows.length)}` : '';
       } catch (err) {
         if (err.expired || mySeq !== seq) return;
         onError(err, load);
@@ -2817,6 +2821,8 @@ console.log(completion.choices[0].message.content);`,
     'spend_key.revoked': 'Spend key revoked',
     'dashboard_session.created': 'Signed in to the dashboard',
     'dashboard_session.revoked': 'Signed out of the dashboard',
+    'webhook.created': 'Webhook added',
+    'webhook.deleted': 'Webhook deleted',
   };
 
   /** An id cut for a table cell (the whole id in its title). */
@@ -2919,6 +2925,588 @@ console.log(completion.choices[0].message.content);`,
 
     refreshBtn.addEventListener('click', () => pager.reload());
     await pager.load();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Alerts: budget-alert webhooks and their delivery logs
+  // ---------------------------------------------------------------------------
+
+  /** The events a webhook can ask for: [event, label, what sends it]. */
+  const ALERT_EVENTS = [
+    ['spend.threshold', 'Spend threshold reached', 'A key’s spend reaches one of the thresholds below, as a percent of its spend limit.'],
+    ['request_limit.reached', 'Request limit reached', 'A key uses up its request limit for the cycle.'],
+    ['spend_key.expired', 'Key expired', 'A key passes its expiry time.'],
+  ];
+  const EVENT_LABEL = { ...Object.fromEntries(ALERT_EVENTS.map(([e, label]) => [e, label])), 'webhook.test': 'Test event' };
+  const DEFAULT_THRESHOLDS = [50, 80, 100];
+  const DELIVERY_PAGE = 10;
+
+  const thresholdsText = (list) => (list || []).map((t) => `${t}%`).join(' · ');
+
+  function deliveryBadge(d) {
+    const [cls, label, title] =
+      d.status === 'delivered'
+        ? ['badge-ok', 'Delivered', 'Your endpoint answered with a 2xx status']
+        : d.status === 'failed'
+          ? ['badge-error', 'Failed', 'Given up after the last attempt']
+          : d.attempts > 0
+            ? ['badge-paused', 'Retrying', 'The last attempt failed: it is tried again later']
+            : ['badge-cancelled', 'Pending', 'Queued: sent within a few seconds'];
+    return h('span', { class: ['badge', cls], title }, label);
+  }
+
+  /** The receiver's last answer in words, for a toast. */
+  function answerText(d) {
+    if (d.last_status !== null && d.last_status !== undefined) return `HTTP ${d.last_status}${d.last_error ? ` (${d.last_error})` : ''}`;
+    return d.last_error || 'no answer';
+  }
+
+  function answerEl(d) {
+    if (d.last_status !== null && d.last_status !== undefined) {
+      return [h('span', { class: 'mono' }, `HTTP ${d.last_status}`), d.last_error ? h('span', { class: 'sub', title: d.last_error }, d.last_error) : null];
+    }
+    if (d.last_error) return h('span', { class: 'answer-error', title: d.last_error }, d.last_error);
+    return h('span', { class: 'muted' }, d.attempts ? 'No answer' : 'Not sent yet');
+  }
+
+  function deliveryWhen(d) {
+    if (d.delivered_at) return h('span', null, 'Delivered ', timeEl(d.delivered_at));
+    if (d.status === 'failed') return h('span', { class: 'muted' }, 'Given up');
+    if (d.attempts > 0 && d.next_attempt_at) return h('span', null, 'Next try ', timeEl(d.next_attempt_at));
+    return h('span', { class: 'muted' }, 'Queued');
+  }
+
+  /** What the alert was about: the key (linked) and the threshold reached. */
+  function deliveryAbout(d) {
+    const data = (d.payload && d.payload.data) || {};
+    const key = data.spend_key;
+    const parts = [];
+    if (data.threshold_percent !== null && data.threshold_percent !== undefined) parts.push(`${data.threshold_percent}% of the spend limit`);
+    if (key && key.spend_key_id) parts.push(h('a', { href: `#/keys/${enc(key.spend_key_id)}`, title: key.spend_key_id }, key.name || shortId(key.spend_key_id)));
+    if (!parts.length) return null;
+    return h('span', { class: 'sub' }, parts.flatMap((p, i) => (i ? [' · ', p] : [p])));
+  }
+
+  async function viewAlerts(ctx) {
+    pageTitle('Alerts');
+    const refreshBtn = h('button', { type: 'button', class: 'btn', id: 'refresh' }, icon('refresh'), 'Refresh');
+    const revealHost = h('div');
+    const listTitleId = uid('webhooks');
+    const listTitle = h('h2', { id: listTitleId, tabindex: '-1' }, 'Webhooks');
+    const listHost = h('div', null, loadingBlock('Loading webhooks…'));
+    const formHost = h('div');
+    replace(
+      main,
+      pageHead({
+        title: 'Alerts',
+        lede: 'Webhooks are told when a key reaches a threshold of its spend limit, reaches its request limit, or expires: a signed JSON POST to your endpoint, retried until it is accepted.',
+        actions: [refreshBtn],
+      }),
+      revealHost,
+      h(
+        'section',
+        { class: 'section', 'aria-labelledby': listTitleId, dataset: { section: 'webhooks' } },
+        h('div', { class: 'section-head' }, h('div', null, listTitle, h('p', { class: 'sub' }, 'Newest first, each with its delivery log.'))),
+        listHost,
+      ),
+      formHost,
+    );
+    focusHeading();
+
+    let form = null;
+    let loadSeq = 0;
+
+    /** Fetches the webhooks and the keys, and shows them (and the delivery logs). */
+    async function load() {
+      const mySeq = ++loadSeq;
+      listHost.setAttribute('aria-busy', 'true');
+      let hooks;
+      let keys;
+      try {
+        [hooks, keys] = await Promise.all([api('GET', '/v1/webhooks').then((r) => r.data || []), loadAllKeys()]);
+      } catch (err) {
+        if (err.expired || !ctx.alive() || mySeq !== loadSeq) return;
+        replace(listHost, errorBlock(err, load));
+        return;
+      } finally {
+        listHost.removeAttribute('aria-busy');
+      }
+      if (!ctx.alive() || mySeq !== loadSeq) return;
+      const keysById = new Map(keys.map((k) => [k.spend_key_id, k]));
+      if (!form) {
+        form = webhookForm();
+        replace(formHost, form.el);
+      }
+      form.setKeys(keys);
+      if (!hooks.length) {
+        replace(
+          listHost,
+          h(
+            'div',
+            { class: 'card empty empty-sm' },
+            icon('bell', { class: 'empty-art' }),
+            h('h3', null, 'No webhooks yet'),
+            h('p', null, 'Add a webhook to hear about a key before it runs out of budget: at 50, 80 and 100% of its spend limit, when it uses up its request limit, and when it expires.'),
+            h('p', null, h('button', { type: 'button', class: 'btn btn-primary', onclick: () => form.focus() }, icon('plus'), 'Add a webhook')),
+          ),
+        );
+        return;
+      }
+      const cards = hooks
+        .slice()
+        .reverse()
+        .map((w) => webhookCard(w, keysById));
+      replace(listHost, h('div', { class: 'webhook-list' }, cards.map((c) => c.el)));
+      await Promise.all(cards.map((c) => c.pager.load()));
+    }
+
+    function webhookCard(w, keysById) {
+      const titleId = uid('wh');
+      const logId = uid('wh-log');
+      const tableHost = h('div', null, loadingBlock('Loading deliveries…'));
+      const pager = cursorPager({
+        noun: 'deliveries',
+        pageSize: DELIVERY_PAGE,
+        busy: [tableHost],
+        fetchPage: (cursor) => {
+          const qs = new URLSearchParams({ limit: String(DELIVERY_PAGE) });
+          if (cursor) qs.set('cursor', cursor);
+          return api('GET', `/v1/webhooks/${enc(w.webhook_id)}/deliveries?${qs}`);
+        },
+        render: (rows, page) => {
+          if (ctx.alive()) renderDeliveries(rows, page);
+        },
+        onError: (err, retry) => {
+          if (err.status === 404) load();
+          else replace(tableHost, errorBlock(err, retry));
+        },
+      });
+
+      function renderDeliveries(rows, page) {
+        if (!rows.length) {
+          replace(
+            tableHost,
+            h(
+              'div',
+              { class: 'empty empty-sm' },
+              h('p', null, page === 0 ? 'No alerts sent yet. Send a test event to try your endpoint and its signature check.' : 'You reached the end of the log.'),
+            ),
+          );
+          return;
+        }
+        const table = h(
+          'table',
+          { class: 'table stacked deliveries', 'aria-labelledby': `${logId} ${titleId}` },
+          h(
+            'thead',
+            null,
+            h('tr', null, ['Time', 'Event', 'Status', 'Attempts', 'Last answer', 'Delivered / next try'].map((c) => h('th', { scope: 'col', class: c === 'Attempts' ? 'num' : null }, c))),
+          ),
+          h(
+            'tbody',
+            null,
+            rows.map((d) =>
+              h(
+                'tr',
+                { dataset: { deliveryId: d.delivery_id, event: d.event, status: d.status } },
+                h('td', { class: 'c-time' }, timeEl(d.created_at), h('span', { class: 'sub' }, fmtAbs(d.created_at).replace(/^\w+, /, ''))),
+                h('td', { class: 'c-event' }, EVENT_LABEL[d.event] || d.event, deliveryAbout(d)),
+                h('td', { class: 'c-status' }, deliveryBadge(d)),
+                h('td', { class: 'num c-attempts', dataset: { label: 'Attempts' } }, fmtInt(d.attempts)),
+                h('td', { class: 'c-answer', dataset: { label: 'Last answer' } }, answerEl(d)),
+                h('td', { class: 'c-when' }, deliveryWhen(d)),
+              ),
+            ),
+          ),
+        );
+        replace(tableHost, h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-labelledby': `${logId} ${titleId}` }, table));
+      }
+
+      /** After a test: watch the delivery until it is tried, then show how it went. */
+      async function follow(deliveryId) {
+        for (let i = 0; i < 15; i++) {
+          await new Promise((r) => setTimeout(r, 1000));
+          if (!ctx.alive() || !el.isConnected) return;
+          let d;
+          try {
+            const res = await api('GET', `/v1/webhooks/${enc(w.webhook_id)}/deliveries?limit=${DELIVERY_PAGE}`);
+            d = (res.data || []).find((x) => x.delivery_id === deliveryId);
+          } catch {
+            return;
+          }
+          if (!d || !ctx.alive() || !el.isConnected) return;
+          if (d.status === 'pending' && !d.attempts) continue;
+          await pager.reload();
+          if (d.status === 'delivered') toast(`Test event delivered: your endpoint answered ${answerText(d)}.`, 'ok');
+          else toast(`The test event was not accepted: ${answerText(d)}.${d.status === 'pending' ? ' It is tried again later.' : ''}`, 'error', 8000);
+          return;
+        }
+      }
+
+      const testBtn = h('button', { type: 'button', class: 'btn btn-sm', 'aria-label': `Send test to ${w.url}` }, icon('send'), 'Send test');
+      testBtn.addEventListener('click', async () => {
+        busy(testBtn, true);
+        let d;
+        try {
+          d = await api('POST', `/v1/webhooks/${enc(w.webhook_id)}/test`);
+        } catch (err) {
+          busy(testBtn, false);
+          if (err.expired) return;
+          toast(err.message, 'error');
+          if (err.status === 404) load();
+          return;
+        }
+        busy(testBtn, false);
+        if (document.activeElement === document.body && testBtn.isConnected) testBtn.focus();
+        toast('Test event queued: it is sent within a few seconds.', 'info');
+        await pager.reload();
+        follow(d.delivery_id);
+      });
+
+      const deleteBtn = h('button', { type: 'button', class: 'btn btn-sm btn-danger-ghost', 'aria-label': `Delete webhook ${w.url}` }, icon('trash'), 'Delete');
+      deleteBtn.addEventListener('click', async () => {
+        const deleted = await openDialog({
+          title: 'Delete this webhook?',
+          iconName: 'trash',
+          danger: true,
+          body: [
+            h('p', { class: 'modal-text' }, 'Alerts stop going to ', h('code', { class: 'break' }, w.url), '. Alerts not yet delivered to it are not sent.'),
+            'This cannot be undone: to get alerts there again, add it again (with a new signing secret).',
+          ],
+          confirmLabel: 'Delete webhook',
+          confirmClass: 'btn btn-danger',
+          onConfirm: async () => {
+            try {
+              await api('DELETE', `/v1/webhooks/${enc(w.webhook_id)}`);
+            } catch (err) {
+              if (err.status !== 404) throw err; // Gone already: deleted either way.
+            }
+          },
+        });
+        if (!deleted || !ctx.alive()) return;
+        toast('The webhook was deleted. No more alerts are sent to it.');
+        await load();
+        if (ctx.alive()) listTitle.focus();
+      });
+
+      const spendOn = w.events.includes('spend.threshold');
+      const el = h(
+        'article',
+        { class: 'card webhook-card', 'aria-labelledby': titleId, dataset: { webhookId: w.webhook_id } },
+        h(
+          'div',
+          { class: 'webhook-head' },
+          h('h3', { id: titleId, class: 'webhook-url' }, w.url),
+          h('div', { class: 'detail-actions', role: 'group', 'aria-label': 'Webhook actions' }, testBtn, deleteBtn),
+        ),
+        h(
+          'dl',
+          { class: 'kv' },
+          h('dt', null, 'Keys'),
+          h(
+            'dd',
+            { dataset: { field: 'scope' } },
+            !w.spend_key_id
+              ? 'All keys'
+              : keysById.has(w.spend_key_id)
+                ? h('a', { href: `#/keys/${enc(w.spend_key_id)}` }, keysById.get(w.spend_key_id).name)
+                : h('span', { class: 'muted', title: w.spend_key_id }, `Revoked key · ${shortId(w.spend_key_id)}`),
+          ),
+          h('dt', null, 'Events'),
+          h('dd', { dataset: { field: 'events' } }, h('span', { class: 'chips' }, w.events.map((e) => h('span', { class: 'chip' }, EVENT_LABEL[e] || e)))),
+          h('dt', null, 'Thresholds'),
+          h(
+            'dd',
+            { dataset: { field: 'thresholds' } },
+            spendOn ? thresholdsText(w.thresholds) : h('span', { class: 'muted', title: 'Spend threshold alerts are off for this webhook' }, `${thresholdsText(w.thresholds)} (off)`),
+          ),
+          h('dt', null, 'Added'),
+          h('dd', null, timeEl(w.created_at), h('span', { class: 'muted mono' }, ` · ${w.webhook_id}`)),
+        ),
+        h('div', { class: 'webhook-log' }, h('h4', { id: logId }, 'Deliveries'), h('div', { class: 'card table-card' }, tableHost, pager.el)),
+      );
+      return { el, pager };
+    }
+
+    /** The signing secret, shown once after a webhook is added. */
+    function showSecret(created) {
+      const titleId = uid('wh-secret');
+      const title = h('h2', { id: titleId, tabindex: '-1' }, 'Copy the signing secret');
+      const verify = `import { createHmac, timingSafeEqual } from 'node:crypto';
+
+// header: the spendgate-signature request header; body: the raw request body.
+export function verified(header, body, secret = process.env.SPENDGATE_WEBHOOK_SECRET) {
+  const { t, v1 = '' } = Object.fromEntries(header.split(',').map((p) => p.split('=')));
+  const expected = createHmac('sha256', secret).update(\`\${t}.\${body}\`).digest('hex');
+  const fresh = Math.abs(Date.now() / 1000 - Number(t)) < 300; // refuse replays
+  return fresh && v1.length === expected.length && timingSafeEqual(Buffer.from(v1), Buffer.from(expected));
+}`;
+      replace(
+        revealHost,
+        h(
+          'section',
+          { class: 'card secret-hero section', 'aria-labelledby': titleId, dataset: { section: 'webhook-secret' } },
+          h(
+            'div',
+            { class: 'secret-title' },
+            h('span', { class: 'secret-icon', 'aria-hidden': 'true' }, icon('key')),
+            h('div', { class: 'secret-title-text' }, title, h('p', { class: 'muted small webhook-url' }, created.url)),
+          ),
+          h(
+            'div',
+            { class: 'secret-box' },
+            h('code', { class: 'secret-value', id: 'webhook-secret', tabindex: '0', 'aria-label': 'The webhook’s signing secret', dataset: { secret: '1' } }, created.secret),
+            copyButton(created.secret, { label: 'Copy secret', cls: 'btn btn-primary', what: 'Signing secret', ariaLabel: 'Copy signing secret' }),
+          ),
+          h(
+            'div',
+            { class: 'alert alert-warn secret-warning', role: 'note' },
+            icon('alert'),
+            h(
+              'div',
+              null,
+              h('strong', null, 'You won’t see this secret again.'),
+              h(
+                'span',
+                { class: 'alert-body' },
+                'Store it with your receiver now. Every alert carries a ',
+                h('code', null, 'spendgate-signature'),
+                ' header, ',
+                h('code', null, 't=<unix seconds>,v1=<hex>'),
+                ': the HMAC-SHA256 of “t.body” under this secret. If you lose it, delete the webhook and add it again.',
+              ),
+            ),
+          ),
+          h(
+            'details',
+            { class: 'webhook-verify' },
+            h('summary', null, 'Check the signature in your receiver'),
+            codeBlock(verify, 'JavaScript'),
+          ),
+          h(
+            'div',
+            { class: 'secret-done' },
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'btn',
+                onclick: () => {
+                  clear(revealHost);
+                  listTitle.focus();
+                },
+              },
+              'I’ve saved the secret',
+            ),
+          ),
+        ),
+      );
+      title.focus({ preventScroll: true });
+      revealHost.scrollIntoView({ block: 'start' });
+      announce('Webhook added. Its signing secret is shown once on this page: copy it now.');
+    }
+
+    function webhookForm() {
+      const errors = new Map(); // param -> {el, input}
+
+      function errSlot(param, inputEl) {
+        const el = h('p', { class: 'field-error', id: uid('err'), 'aria-live': 'polite', dataset: { errorFor: param } });
+        errors.set(param, { el, input: inputEl });
+        // An error goes away as soon as the field changes.
+        const reset = () => {
+          clear(el);
+          inputEl.removeAttribute('aria-invalid');
+        };
+        inputEl.addEventListener('input', reset);
+        inputEl.addEventListener('change', reset);
+        const prev = inputEl.getAttribute('aria-describedby');
+        inputEl.setAttribute('aria-describedby', prev ? `${prev} ${el.id}` : el.id);
+        return el;
+      }
+
+      const urlHint = h('p', { class: 'hint', id: uid('hint') }, 'Where the alerts are POSTed, as JSON. It starts with http or https and answers with a 2xx status; anything else is retried, with growing waits.');
+      const url = h('input', {
+        id: 'wh-url',
+        name: 'url',
+        class: 'input mono',
+        type: 'url',
+        inputmode: 'url',
+        autocomplete: 'off',
+        autocapitalize: 'off',
+        spellcheck: 'false',
+        maxlength: 2048,
+        required: true,
+        'aria-describedby': urlHint.id,
+      });
+      const urlErr = errSlot('url', url);
+
+      const scope = h('select', { id: 'wh-scope', name: 'spend_key_id', class: 'select' });
+      const scopeErr = errSlot('spend_key_id', scope);
+
+      const checks = ALERT_EVENTS.map(([value, title, desc]) => {
+        const cb = h('input', { type: 'checkbox', name: 'events', value, checked: true });
+        return { cb, label: h('label', { class: 'check', dataset: { event: value } }, cb, h('span', { class: 'check-text' }, h('span', { class: 'check-title' }, title), h('span', { class: 'hint' }, desc))) };
+      });
+      const eventsField = h('fieldset', { class: 'field', id: 'wh-events' }, h('legend', { class: 'label' }, 'Events'), h('div', { class: 'event-checks' }, checks.map((c) => c.label)));
+      eventsField.appendChild(errSlot('events', eventsField));
+
+      const thresholdsHint = h('p', { class: 'hint', id: uid('hint') }, 'Percents of a key’s spend limit, from 1 to 100, separated by commas: up to 10. Each is sent once per cycle. Keys without a spend limit have no thresholds.');
+      const thresholds = h('input', {
+        id: 'wh-thresholds',
+        name: 'thresholds',
+        class: 'input',
+        type: 'text',
+        autocomplete: 'off',
+        spellcheck: 'false',
+        value: DEFAULT_THRESHOLDS.join(', '),
+        'aria-describedby': thresholdsHint.id,
+      });
+      const thresholdsErr = errSlot('thresholds', thresholds);
+      const spendCb = checks[0].cb;
+      const syncThresholds = () => {
+        thresholds.disabled = !spendCb.checked;
+      };
+      spendCb.addEventListener('change', syncThresholds);
+
+      const formAlert = h('div', { class: 'form-alert', role: 'alert', hidden: true, tabindex: '-1' });
+      const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, icon('plus'), 'Add webhook');
+      const titleId = uid('wh-form');
+      const form = h(
+        'form',
+        { class: 'form-layout section', novalidate: true, 'aria-labelledby': titleId },
+        formAlert,
+        h(
+          'section',
+          { class: 'form-section' },
+          h(
+            'div',
+            { class: 'form-section-head' },
+            h('h2', { id: titleId }, 'Add a webhook'),
+            h('p', null, 'The signing secret is shown once, when you add it. Send a test event to try your endpoint.'),
+          ),
+          h(
+            'div',
+            { class: 'form-section-body' },
+            h('div', { class: 'field' }, h('label', { class: 'label', for: url.id }, 'Endpoint URL'), url, urlHint, urlErr),
+            h('div', { class: 'field' }, h('label', { class: 'label', for: scope.id }, 'Keys'), scope, h('p', { class: 'hint' }, 'Alerts for every key of the wallet, also keys you create later, or for one key.'), scopeErr),
+            eventsField,
+            h('div', { class: 'field' }, h('label', { class: 'label', for: thresholds.id }, 'Spend thresholds', h('span', { class: 'opt' }, '% of the spend limit')), thresholds, thresholdsHint, thresholdsErr),
+          ),
+        ),
+        h('div', { class: 'form-actions' }, submit),
+      );
+      thresholds.style.maxWidth = '260px';
+
+      function clearErrors() {
+        formAlert.hidden = true;
+        for (const { el, input: inp } of errors.values()) {
+          clear(el);
+          inp.removeAttribute('aria-invalid');
+        }
+      }
+
+      function showError(param, message) {
+        const p = String(param || '').replace(/\[\d+\]/g, '');
+        const slot = errors.get(p);
+        let text = String(message || '');
+        if (!slot) {
+          replace(formAlert, icon('alert'), h('span', null, text));
+          formAlert.hidden = false;
+          return formAlert;
+        }
+        // The API's messages start with the field ("url: must ..."): next to the field that is noise.
+        if (param && text.startsWith(`${param}:`)) text = text.slice(param.length + 1).trim();
+        text = text.charAt(0).toUpperCase() + text.slice(1);
+        replace(slot.el, icon('alert'), h('span', null, text));
+        slot.input.setAttribute('aria-invalid', 'true');
+        return slot.input.matches(FOCUSABLE) ? slot.input : checks[0].cb;
+      }
+
+      function readForm() {
+        const errs = [];
+        const body = { url: url.value.trim(), spend_key_id: scope.value || null };
+        if (!body.url) errs.push(['url', 'Enter the address to send the alerts to.']);
+        body.events = checks.filter((c) => c.cb.checked).map((c) => c.cb.value);
+        if (!body.events.length) errs.push(['events', 'Choose at least one event.']);
+        if (spendCb.checked) {
+          const parts = thresholds.value.split(/[\s,;%]+/).filter(Boolean);
+          if (!parts.length) errs.push(['thresholds', 'Enter at least one percent, like 50, 80, 100.']);
+          else if (parts.some((x) => !/^\d+$/.test(x))) errs.push(['thresholds', 'Enter whole percents from 1 to 100, separated by commas.']);
+          else body.thresholds = parts.map(Number);
+        }
+        return { body, errs };
+      }
+
+      function reset() {
+        url.value = '';
+        scope.value = '';
+        for (const c of checks) c.cb.checked = true;
+        thresholds.value = DEFAULT_THRESHOLDS.join(', ');
+        syncThresholds();
+      }
+
+      form.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        clearErrors();
+        const { body, errs } = readForm();
+        if (errs.length) {
+          let first = null;
+          for (const [p, msg] of errs) {
+            const target = showError(p, msg);
+            first = first || target;
+          }
+          if (first && first.focus) first.focus();
+          announce('The form has errors. ' + errs.map((x) => x[1]).join(' '));
+          return;
+        }
+        busy(submit, true);
+        let created;
+        try {
+          created = await api('POST', '/v1/webhooks', body);
+        } catch (err) {
+          busy(submit, false);
+          if (err.expired || !ctx.alive()) return;
+          const target = showError(err.param, err.message);
+          if (target && target.focus) target.focus();
+          announce(err.message);
+          return;
+        }
+        busy(submit, false);
+        if (!ctx.alive()) return;
+        reset();
+        showSecret(created);
+        load();
+      });
+
+      return {
+        el: form,
+        focus: () => {
+          form.scrollIntoView({ block: 'start' });
+          url.focus({ preventScroll: true });
+        },
+        /** The scope choices: every key of the wallet, by name (the choice is kept). */
+        setKeys: (keys) => {
+          const value = scope.value;
+          replace(
+            scope,
+            h('option', { value: '' }, 'All keys'),
+            keys
+              .slice()
+              .sort((a, b) => a.name.localeCompare(b.name))
+              .map((k) => h('option', { value: k.spend_key_id }, `${k.name} (${k.key_preview})`)),
+          );
+          scope.value = keys.some((k) => k.spend_key_id === value) ? value : '';
+        },
+      };
+    }
+
+    refreshBtn.addEventListener('click', async () => {
+      busy(refreshBtn, true);
+      await load();
+      busy(refreshBtn, false);
+      if (ctx.alive()) announce('Refreshed');
+    });
+    await load();
   }
 
   // ---------------------------------------------------------------------------

@@ -36,6 +36,8 @@ pub struct ConfigFile {
     pub log: LogSection,
     #[serde(default)]
     pub alerts: AlertsSection,
+    #[serde(default)]
+    pub otel: OtelSection,
     /// Providers to add, or fields of built-in ones to override.
     #[serde(default)]
     pub provider: Vec<ProviderEntry>,
@@ -227,6 +229,32 @@ impl ServerSection {
     }
 }
 
+/// OpenTelemetry export of request spans.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelSection {
+    pub endpoint: Option<String>,
+    pub service_name: Option<String>,
+}
+
+impl OtelSection {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME` beat the file.
+    fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<crate::otel::OtelPolicy>, ConfigError> {
+        let Some(endpoint) = env("OTEL_EXPORTER_OTLP_ENDPOINT").or(self.endpoint) else { return Ok(None) };
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(ConfigError::Field {
+                section: "otel",
+                field: "endpoint",
+                reason: format!(
+                    "{endpoint:?} must be an http:// or https:// URL (OTLP/HTTP, like http://127.0.0.1:4318)"
+                ),
+            });
+        }
+        let service_name = env("OTEL_SERVICE_NAME").or(self.service_name).unwrap_or_else(|| "spendgate".into());
+        Ok(Some(crate::otel::OtelPolicy { endpoint, service_name }))
+    }
+}
+
 /// Budget alerts: how often they are checked for and how their webhooks are sent.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -387,6 +415,8 @@ pub struct Config {
     pub server: ServerPolicy,
     pub log: LogPolicy,
     pub alerts: AlertsPolicy,
+    /// Request spans to an OpenTelemetry collector (none: not exported).
+    pub otel: Option<crate::otel::OtelPolicy>,
     pub spool_dir: PathBuf,
     /// Cluster mode: the shared counters (none: one instance, counters in memory).
     pub shared: Option<SharedConfig>,
@@ -510,6 +540,7 @@ impl Config {
         let server = file.server.resolve(o, listen, base, env("SPENDGATE_METRICS_TOKEN"))?;
         let spool_dir = file.spool_dir.unwrap_or_else(|| default_spool_dir(&database_url));
         let alerts = file.alerts.resolve()?;
+        let otel = file.otel.resolve(env)?;
         Ok(Config {
             listen,
             database_url,
@@ -521,6 +552,7 @@ impl Config {
             server,
             log,
             alerts,
+            otel,
             spool_dir,
             shared,
         })

@@ -13,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod guard;
 pub mod metrics;
+pub mod otel;
 pub mod random;
 pub mod serve;
 pub mod state;
@@ -70,8 +71,13 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
 /// their records.
 pub async fn run(state: AppState, listeners: Vec<Listener>) -> std::io::Result<()> {
     let recorder = state.recorder.clone();
+    let otel = state.otel.clone();
     serve::serve_on(state, listeners, shutdown_signal()).await;
     recorder.flush().await;
+    if let Some(otel) = otel {
+        // The exporter's thread sends through this runtime: let it, off the runtime's own threads.
+        let _ = tokio::task::spawn_blocking(move || otel.shutdown()).await;
+    }
     Ok(())
 }
 

@@ -43,6 +43,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Keys used since the budget-alert task last looked.
     pub alerts: Arc<crate::alerts::Touched>,
+    /// Spans of model requests, when exported (`otel.endpoint`).
+    pub otel: Option<Arc<crate::otel::Otel>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("joining the cluster's shared counters: {0}")]
     Shared(#[from] SharedError),
+    #[error("{0}")]
+    Otel(String),
     #[error("opening the record spool in {dir}: {source}")]
     Spool { dir: std::path::PathBuf, source: std::io::Error },
 }
@@ -70,6 +74,10 @@ impl AppState {
             .map_err(|source| StartError::Spool { dir: config.spool_dir.clone(), source })?;
         let alerts = Arc::new(crate::alerts::Touched::default());
         let guard = crate::guard::AuthGuard::new(config.server.failed_signins_allowed);
+        let otel = match &config.otel {
+            Some(policy) => Some(Arc::new(crate::otel::Otel::start(policy).map_err(StartError::Otel)?)),
+            None => None,
+        };
         let state = AppState {
             recorder: Recorder::start(store.clone(), shared.clone(), Some(spool), alerts.clone()),
             counters: shared.map_or(Counters::Local, Counters::Shared),
@@ -81,6 +89,7 @@ impl AppState {
             auth_guard: Arc::new(guard),
             metrics,
             alerts,
+            otel,
         };
         crate::alerts::start(state.clone());
         Ok(state)

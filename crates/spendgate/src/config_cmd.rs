@@ -69,6 +69,14 @@ fn resolved(c: &Config, file: Option<&std::path::Path>) -> Value {
         "spool_dir": c.spool_dir.display().to_string(),
         "cluster": c.shared.as_ref().map(|s| json!({"redis": redacted(&s.url), "prefix": s.namespace, "on_redis_failure": if s.fail_open { "open" } else { "closed" }})),
         "log": {"level": c.log.level, "format": c.log.format},
+        "otel": c.otel.as_ref().map(|o| json!({"endpoint": redacted(&o.endpoint), "service_name": o.service_name})),
+        "alerts": {
+            "check_interval_ms": c.alerts.check_interval.as_millis() as u64,
+            "timeout_ms": c.alerts.timeout.as_millis() as u64,
+            "max_attempts": c.alerts.max_attempts,
+            "retry_base_ms": c.alerts.retry_base.as_millis() as u64,
+            "block_private_addresses": c.alerts.block_private_addresses,
+        },
         "reservation": format!("{:?}", c.reservation).to_lowercase(),
         "keys": {"spend_key_prefix": c.spend_key_prefix, "wallet_key_prefix": c.wallet_key_prefix},
         "upstream": {
@@ -112,6 +120,12 @@ fn print_text(r: &Value) {
         r["cluster"]["redis"].as_str().map_or("off (one instance)".to_string(), |u| format!("Redis {u}"))
     );
     say!("  log           {} as {}", text(&r["log"]["level"]), text(&r["log"]["format"]));
+    say!(
+        "  traces        {}",
+        r["otel"]["endpoint"]
+            .as_str()
+            .map_or("off".to_string(), |e| format!("OTLP/HTTP to {e} as {}", text(&r["otel"]["service_name"])))
+    );
     say!("  reservation   {}", text(&r["reservation"]));
     say!("\nproviders ({} models in the catalog):", r["models"]);
     let rows = r["providers"].as_array().into_iter().flatten().map(|p| {

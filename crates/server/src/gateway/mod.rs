@@ -24,7 +24,7 @@ use axum::routing::post;
 use bytes::BytesMut;
 use keys::KeyEntry;
 use serde_json::Value;
-use settle::{Estimate, Identity, Settlement};
+use settle::{Estimate, Identity, Settlement, Trace};
 use spendgate_core::meter::{CostBound, Headroom, Refusal};
 use spendgate_core::{Model, SpendKey, SpendKeyId, Timestamp, TokenUsage, Unusable, WireFormat};
 use spendgate_wire::{ReadError, RequestFacts, RequestKind, StreamUsage, anthropic, openai, translate};
@@ -658,7 +658,15 @@ where
         estimate,
         started,
         state.metrics.clone(),
-        Identity { record: seen.id.clone(), client: seen.client_id.clone() },
+        Identity {
+            record: seen.id.clone(),
+            client: seen.client_id.clone(),
+            trace: state.otel.as_ref().map(|otel| Trace {
+                otel: otel.clone(),
+                parent: headers.get("traceparent").cloned(),
+                state: headers.get("tracestate").cloned(),
+            }),
+        },
     );
 
     // The budget may lower max tokens; a translated request is also held to the target

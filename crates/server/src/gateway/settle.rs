@@ -24,16 +24,27 @@ pub struct Estimate {
     pub max_output: u64,
 }
 
-/// A request's ids: the gateway's (its record's) and the client's `x-request-id`.
+/// A request's ids: the gateway's (its record's), the client's `x-request-id`, and
+/// (when spans are exported) the client's trace context.
 pub struct Identity {
     pub record: String,
     pub client: Option<axum::http::HeaderValue>,
+    pub trace: Option<Trace>,
+}
+
+/// Where a request's span goes, and its parent: the client's `traceparent` and
+/// `tracestate`.
+pub struct Trace {
+    pub otel: Arc<crate::otel::Otel>,
+    pub parent: Option<axum::http::HeaderValue>,
+    pub state: Option<axum::http::HeaderValue>,
 }
 
 pub struct Settlement {
     entry: Arc<KeyEntry>,
     /// The client's `x-request-id`, logged beside the record's id.
     client_id: Option<axum::http::HeaderValue>,
+    trace: Option<Trace>,
     pub metrics: Arc<Metrics>,
     /// Label values: the client's API format, the provider and the model.
     pub format: &'static str,
@@ -79,6 +90,7 @@ impl Settlement {
         Settlement {
             entry,
             client_id: ids.client,
+            trace: ids.trace,
             format: endpoint.format().as_str(),
             provider: metrics.name(&model.provider),
             model: metrics.name(&model.id),
@@ -123,6 +135,21 @@ impl Settlement {
             ms = record.latency_ms,
             "request"
         );
+        if let Some(t) = &self.trace {
+            fn header(v: &Option<axum::http::HeaderValue>) -> Option<&str> {
+                v.as_ref().and_then(|v| v.to_str().ok())
+            }
+            t.otel.request(&crate::otel::Finished {
+                record: &record,
+                usage: &usage,
+                cost,
+                status,
+                started: std::time::SystemTime::now() - self.started.elapsed(),
+                traceparent: header(&t.parent),
+                tracestate: header(&t.state),
+                client_id,
+            });
+        }
         match self.hold {
             Hold::Local => {
                 self.entry.lock().meter.settle(admission, cost);

@@ -5,6 +5,8 @@
 //! webhook and `dedup`, so an event is sent once however often, and on however many
 //! instances, the check runs.
 
+pub use crate::secret::{DeliveryId, WebhookId};
+
 use crate::secret::base62;
 use crate::spend_key::{FieldError, KeyUsage, SpendKey};
 use crate::{SpendKeyId, Timestamp, WalletId};
@@ -64,34 +66,6 @@ events! {
 pub fn subscribable() -> impl Iterator<Item = AlertEvent> {
     AlertEvent::ALL.iter().copied().filter(|e| *e != AlertEvent::Test)
 }
-
-macro_rules! webhook_id {
-    ($name:ident, $prefix:literal) => {
-        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn generate(entropy: [u8; 16]) -> Self {
-                $name(format!("{}{}", $prefix, base62(&entropy)))
-            }
-            pub fn new(s: impl Into<String>) -> Self {
-                $name(s.into())
-            }
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-webhook_id!(WebhookId, "whk_");
-webhook_id!(DeliveryId, "evt_");
 
 /// A receiver of a wallet's alerts. (`Debug` leaves the secret out.)
 #[derive(Clone, PartialEq, Eq)]

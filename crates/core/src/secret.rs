@@ -154,6 +154,16 @@ id_type!(
     AuditId,
     "aud_"
 );
+id_type!(
+    /// A budget-alert webhook.
+    WebhookId,
+    "whk_"
+);
+id_type!(
+    /// One alert event sent to one webhook (the body's `id`, the `spendgate-delivery` header).
+    DeliveryId,
+    "evt_"
+);
 
 #[cfg(test)]
 mod tests {

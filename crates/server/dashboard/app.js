@@ -390,6 +390,18 @@
   // Messages: toasts, live announcements
   // ---------------------------------------------------------------------------
 
+  /** Shows each `[param, message]` of a form with `showError`, focuses the first field
+   * at fault, and announces them all. */
+  function reportErrors(errs, showError) {
+    let first = null;
+    for (const [p, msg] of errs) {
+      const target = showError(p, msg);
+      first = first || target;
+    }
+    if (first && first.focus) first.focus();
+    announce('The form has errors. ' + errs.map((x) => x[1]).join(' '));
+  }
+
   function announce(msg) {
     const el = $('#announcer');
     el.textContent = '';
@@ -1891,13 +1903,7 @@ console.log(completion.choices[0].message.content);`,
       clearErrors();
       const { body, errs } = readForm();
       if (errs.length) {
-        let first = null;
-        for (const [p, msg] of errs) {
-          const target = showError(p, msg);
-          first = first || target;
-        }
-        if (first && first.focus) first.focus();
-        announce('The form has errors. ' + errs.map((x) => x[1]).join(' '));
+        reportErrors(errs, showError);
         return;
       }
       let payload = body;
@@ -3450,13 +3456,7 @@ export function verified(header, body, secret = process.env.SPENDGATE_WEBHOOK_SE
         clearErrors();
         const { body, errs } = readForm();
         if (errs.length) {
-          let first = null;
-          for (const [p, msg] of errs) {
-            const target = showError(p, msg);
-            first = first || target;
-          }
-          if (first && first.focus) first.focus();
-          announce('The form has errors. ' + errs.map((x) => x[1]).join(' '));
+          reportErrors(errs, showError);
           return;
         }
         busy(submit, true);

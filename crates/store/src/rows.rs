@@ -273,6 +273,86 @@ where
     })
 }
 
+/// The insert of a webhook (any backend's placeholders).
+pub(crate) fn insert_webhook<'a, DB: Database>(w: &'a Webhook) -> QueryBuilder<'a, DB>
+where
+    &'a str: Encode<'a, DB> + Type<DB>,
+    String: Encode<'a, DB> + Type<DB>,
+    Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new(
+        "INSERT INTO webhooks (id, wallet_id, spend_key_id, url, secret, events, thresholds, created_at) ",
+    );
+    q.push_values([w], |mut b, w| {
+        b.push_bind(w.id.as_str())
+            .push_bind(w.wallet_id.as_str())
+            .push_bind(w.spend_key_id.as_ref().map(SpendKeyId::as_str))
+            .push_bind(w.url.as_str())
+            .push_bind(w.secret.as_str())
+            .push_bind(events_json(w))
+            .push_bind(serde_json::Value::from(w.thresholds.clone()).to_string())
+            .push_bind(w.created_at.unix_millis());
+    });
+    q
+}
+
+/// The insert of a delivery, skipped if its webhook has one with its `dedup`.
+pub(crate) fn enqueue_delivery<'a, DB: Database>(d: &'a Delivery) -> QueryBuilder<'a, DB>
+where
+    &'a str: Encode<'a, DB> + Type<DB>,
+    Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+    Option<i64>: Encode<'a, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new(
+        "INSERT INTO webhook_deliveries (id, webhook_id, wallet_id, dedup, event, payload, status, attempts, \
+         next_attempt_at, last_status, last_error, created_at, delivered_at) ",
+    );
+    q.push_values([d], |mut b, d| {
+        b.push_bind(d.id.as_str())
+            .push_bind(d.webhook_id.as_str())
+            .push_bind(d.wallet_id.as_str())
+            .push_bind(d.dedup.as_str())
+            .push_bind(d.event.as_str())
+            .push_bind(d.payload.as_str())
+            .push_bind(d.status.as_str())
+            .push_bind(i64::from(d.attempts))
+            .push_bind(d.next_attempt_at.map(Timestamp::unix_millis))
+            .push_bind(d.last_status.map(i64::from))
+            .push_bind(d.last_error.as_deref())
+            .push_bind(d.created_at.unix_millis())
+            .push_bind(d.delivered_at.map(Timestamp::unix_millis));
+    });
+    q.push(" ON CONFLICT (webhook_id, dedup) DO NOTHING");
+    q
+}
+
+/// The update of a delivery after an attempt.
+pub(crate) fn update_delivery<'a, DB: Database>(d: &'a Delivery) -> QueryBuilder<'a, DB>
+where
+    &'a str: Encode<'a, DB> + Type<DB>,
+    Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+    Option<i64>: Encode<'a, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new("UPDATE webhook_deliveries SET status = ");
+    q.push_bind(d.status.as_str())
+        .push(", attempts = ")
+        .push_bind(i64::from(d.attempts))
+        .push(", next_attempt_at = ")
+        .push_bind(d.next_attempt_at.map(Timestamp::unix_millis))
+        .push(", last_status = ")
+        .push_bind(d.last_status.map(i64::from))
+        .push(", last_error = ")
+        .push_bind(d.last_error.as_deref())
+        .push(", delivered_at = ")
+        .push_bind(d.delivered_at.map(Timestamp::unix_millis))
+        .push(" WHERE id = ")
+        .push_bind(d.id.as_str());
+    q
+}
+
 pub(crate) fn events_json(w: &Webhook) -> String {
     serde_json::Value::from(w.events.iter().map(|e| e.as_str()).collect::<Vec<_>>()).to_string()
 }

@@ -15,8 +15,7 @@ const CURSOR_PREFIX: &str = "aud_cur_";
 #[utoipa::path(get, path = "/v1/audit_log", tag = "audit", operation_id = "listAuditLog",
     summary = "The wallet's management actions, newest first",
     params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 10)"),
-        ("cursor" = Option<String>, Query, description = "A `next_cursor` from the previous page"),
+        super::openapi::Page,
         ("target_id" = Option<String>, Query, description = "Only the entries about this id"),
     ),
     responses(

@@ -106,8 +106,7 @@ pub(crate) fn page_of<T, V>(mut rows: Vec<(i64, T)>, limit: u32, prefix: &str, v
 #[utoipa::path(get, path = "/v1/spend_keys", tag = "spend keys", operation_id = "listSpendKeys",
     summary = "List the wallet's spend keys, newest first (revoked keys are not listed)",
     params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 10)"),
-        ("cursor" = Option<String>, Query, description = "A `next_cursor` from the previous page"),
+        openapi::Page,
     ),
     responses(
         (status = 200, description = "One page", body = ListView<SpendKeyView>),

@@ -174,6 +174,18 @@ pub struct UpdateSpendKeyBody {
     expires_at: Option<String>,
 }
 
+/// A list call's page: `limit` and `cursor` (see `super::parse_page`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Parameters only: the handlers read them with `parse_page`.
+pub struct Page {
+    /// Page size (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// A `next_cursor` from the previous page.
+    cursor: Option<String>,
+}
+
 /// Every error: `{"error": {"type", "message", "param"?}}`.
 #[derive(ToSchema)]
 #[allow(dead_code)] // A schema only: `ApiError::render` writes it.

@@ -17,6 +17,19 @@ use spendgate_core::{SpendKeyId, Timestamp, Usd, WalletId};
 use spendgate_store::DayTotal;
 use std::collections::HashMap;
 
+/// A usage call's range (see [`range`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Parameters only: `range` reads them.
+pub struct UsageRange {
+    /// From this instant (RFC 3339) or day (`YYYY-MM-DD`, midnight UTC).
+    #[param(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-01")]
+    start: String,
+    /// Until this instant or day, exclusive (default: now); at most 366 days after `start`.
+    #[param(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-08")]
+    end: Option<String>,
+}
+
 /// The longest range one usage call covers.
 const MAX_DAYS: i64 = 366;
 /// The most rows one CSV export holds.
@@ -87,10 +100,7 @@ async fn usage_of(
 #[utoipa::path(get, path = "/v1/usage", tag = "usage", operation_id = "walletUsage",
     summary = "The wallet's usage per UTC day and per model",
     params(
-        ("start" = String, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-01",
-            description = "From this instant (RFC 3339) or day (`YYYY-MM-DD`, midnight UTC)"),
-        ("end" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-08",
-            description = "Until this instant or day, exclusive (default: now); at most 366 days after `start`"),
+        UsageRange,
     ),
     responses(
         (status = 200, description = "Usage over the range", body = UsageView),
@@ -108,10 +118,7 @@ pub async fn wallet_usage(
     summary = "One spend key's usage per UTC day and per model",
     params(
         ("id" = String, Path, description = "The spend key's id"),
-        ("start" = String, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-01",
-            description = "From this instant (RFC 3339) or day (`YYYY-MM-DD`, midnight UTC)"),
-        ("end" = Option<String>, Query, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", example = "2026-11-08",
-            description = "Until this instant or day, exclusive (default: now); at most 366 days after `start`"),
+        UsageRange,
     ),
     responses(
         (status = 200, description = "Usage over the range", body = UsageView),
@@ -135,8 +142,7 @@ fn key_filter(p: &HashMap<String, String>) -> Option<SpendKeyId> {
 #[utoipa::path(get, path = "/v1/requests", tag = "usage", operation_id = "listRequests",
     summary = "The wallet's model requests, newest first",
     params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 10)"),
-        ("cursor" = Option<String>, Query, description = "A `next_cursor` from the previous page"),
+        super::openapi::Page,
         ("spend_key_id" = Option<String>, Query, description = "Only this key's requests"),
     ),
     responses(

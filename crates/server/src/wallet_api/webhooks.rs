@@ -218,8 +218,7 @@ pub async fn delete(
     summary = "A webhook's deliveries, newest first: what was sent, and how each attempt went",
     params(
         ("id" = String, Path, description = "The webhook's id"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 10)"),
-        ("cursor" = Option<String>, Query, description = "A `next_cursor` from the previous page"),
+        super::openapi::Page,
     ),
     responses(
         (status = 200, description = "One page", body = ListView<DeliveryView>),

@@ -464,20 +464,7 @@ impl Store for SqliteStore {
 
     async fn insert_webhook(&self, w: &Webhook, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO webhooks (id, wallet_id, spend_key_id, url, secret, events, thresholds, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(w.id.as_str())
-        .bind(w.wallet_id.as_str())
-        .bind(w.spend_key_id.as_ref().map(|k| k.as_str()))
-        .bind(&w.url)
-        .bind(&w.secret)
-        .bind(rows::events_json(w))
-        .bind(serde_json::Value::from(w.thresholds.clone()).to_string())
-        .bind(w.created_at.unix_millis())
-        .execute(&mut *tx)
-        .await?;
+        rows::insert_webhook::<sqlx::Sqlite>(w).build().execute(&mut *tx).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
@@ -518,26 +505,7 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO webhook_deliveries (id, webhook_id, wallet_id, dedup, event, payload, status, attempts, \
-             next_attempt_at, last_status, last_error, created_at, delivered_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id, dedup) DO NOTHING",
-        )
-        .bind(d.id.as_str())
-        .bind(d.webhook_id.as_str())
-        .bind(d.wallet_id.as_str())
-        .bind(&d.dedup)
-        .bind(d.event.as_str())
-        .bind(&d.payload)
-        .bind(d.status.as_str())
-        .bind(i64::from(d.attempts))
-        .bind(d.next_attempt_at.map(Timestamp::unix_millis))
-        .bind(d.last_status.map(i64::from))
-        .bind(d.last_error.as_deref())
-        .bind(d.created_at.unix_millis())
-        .bind(d.delivered_at.map(Timestamp::unix_millis))
-        .execute(&self.pool)
-        .await?;
+        let done = rows::enqueue_delivery::<sqlx::Sqlite>(d).build().execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -564,19 +532,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, \
-             last_error = ?, delivered_at = ? WHERE id = ?",
-        )
-        .bind(d.status.as_str())
-        .bind(i64::from(d.attempts))
-        .bind(d.next_attempt_at.map(Timestamp::unix_millis))
-        .bind(d.last_status.map(i64::from))
-        .bind(d.last_error.as_deref())
-        .bind(d.delivered_at.map(Timestamp::unix_millis))
-        .bind(d.id.as_str())
-        .execute(&self.pool)
-        .await?;
+        rows::update_delivery::<sqlx::Sqlite>(d).build().execute(&self.pool).await?;
         Ok(())
     }
 

@@ -68,53 +68,79 @@ async fn round(
 ) -> Result<Timestamp, StoreError> {
     let now = state.now();
     let touched = state.alerts.take();
-    let webhooks = state.store.webhooks(None).await?;
-    if !webhooks.is_empty() {
-        let mut keys: HashMap<SpendKeyId, SpendKey> = HashMap::new();
-        if all {
-            let wallets: HashSet<_> = webhooks.iter().map(|w| w.wallet_id.clone()).collect();
-            for wallet in wallets {
-                let mut before = None;
-                loop {
-                    let page = state.store.list_spend_keys(&wallet, before, 500).await?;
-                    before = page.last().map(|l| l.seq);
-                    let done = page.len() < 500;
-                    keys.extend(page.into_iter().map(|l| (l.key.id.clone(), l.key)));
-                    if done {
-                        break;
-                    }
-                }
-            }
+    let webhooks = match state.store.webhooks(None).await {
+        Ok(w) => w,
+        Err(e) => {
+            state.alerts.add(&touched);
+            return Err(e);
         }
-        for id in touched {
-            if !keys.contains_key(&id)
-                && let Some(key) = state.store.spend_key_by_id(&id).await?
-            {
-                keys.insert(id, key);
-            }
-        }
-        for key in state.store.keys_expired_between(expired_after, now).await? {
-            keys.insert(key.id.clone(), key);
-        }
-        let keys: Vec<SpendKey> = keys.into_values().filter(|k| webhooks.iter().any(|w| w.covers(k))).collect();
-        let refs: Vec<&SpendKey> = keys.iter().collect();
-        let usages = crate::counters::usage(state, &refs).await;
-        for (key, usage) in keys.iter().zip(&usages) {
-            for webhook in webhooks.iter().filter(|w| w.covers(key)) {
-                for due in alert::due(webhook, key, usage, now) {
-                    let delivery = new_delivery(webhook, due.event, &due.dedup, now, |id| {
-                        key_event_payload(id, &due, key, usage, now)
-                    })?;
-                    if state.store.enqueue_delivery(&delivery).await? {
-                        tracing::info!(webhook = %webhook.id, key = %key.id, event = due.event.as_str(),
-                            threshold = due.threshold, "budget alert due");
-                    }
+    };
+    if webhooks.is_empty() {
+        // Nothing to tell anyone (and no delivery of a deleted webhook is sent).
+        return Ok(now);
+    }
+    if let Err(e) = find_due(state, &webhooks, &touched, all, expired_after, now).await {
+        // Looked at again next round.
+        state.alerts.add(&touched);
+        return Err(e);
+    }
+    send_due(state, client, now).await?;
+    Ok(now)
+}
+
+/// Stores the deliveries due for the keys used (`touched`), those that expired since
+/// `expired_after`, and with `all` every key of the wallets with webhooks.
+async fn find_due(
+    state: &AppState,
+    webhooks: &[Webhook],
+    touched: &HashSet<SpendKeyId>,
+    all: bool,
+    expired_after: Timestamp,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut keys: HashMap<SpendKeyId, SpendKey> = HashMap::new();
+    if all {
+        let wallets: HashSet<_> = webhooks.iter().map(|w| w.wallet_id.clone()).collect();
+        for wallet in wallets {
+            let mut before = None;
+            loop {
+                let page = state.store.list_spend_keys(&wallet, before, 500).await?;
+                before = page.last().map(|l| l.seq);
+                let done = page.len() < 500;
+                keys.extend(page.into_iter().map(|l| (l.key.id.clone(), l.key)));
+                if done {
+                    break;
                 }
             }
         }
     }
-    send_due(state, client, now).await?;
-    Ok(now)
+    for id in touched {
+        if !keys.contains_key(id)
+            && let Some(key) = state.store.spend_key_by_id(id).await?
+        {
+            keys.insert(id.clone(), key);
+        }
+    }
+    for key in state.store.keys_expired_between(expired_after, now).await? {
+        keys.insert(key.id.clone(), key);
+    }
+    let keys: Vec<SpendKey> = keys.into_values().filter(|k| webhooks.iter().any(|w| w.covers(k))).collect();
+    let refs: Vec<&SpendKey> = keys.iter().collect();
+    let usages = crate::counters::usage(state, &refs).await;
+    for (key, usage) in keys.iter().zip(&usages) {
+        for webhook in webhooks.iter().filter(|w| w.covers(key)) {
+            for due in alert::due(webhook, key, usage, now) {
+                let delivery = new_delivery(webhook, due.event, &due.dedup, now, |id| {
+                    key_event_payload(id, &due, key, usage, now)
+                })?;
+                if state.store.enqueue_delivery(&delivery).await? {
+                    tracing::info!(webhook = %webhook.id, key = %key.id, event = due.event.as_str(),
+                        threshold = due.threshold, "budget alert due");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A pending delivery of `event` to `webhook`, its body made by `payload` from its id.

@@ -203,3 +203,60 @@ async fn redis_scripts_decide_as_the_meter_does() {
     );
     assert!(admitted > 300 && refused > 100 && lowered > 0, "the sequence exercised every path");
 }
+
+/// A settlement whose answer was lost (Redis ran the script, the connection was cut
+/// before the reply) is sent again with the same token: it is applied once.
+#[tokio::test]
+async fn a_settlement_sent_twice_is_applied_once() {
+    let redis_url = std::env::var("SPENDGATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut conn =
+        match redis::Client::open(format!("{redis_url}/14").as_str()).unwrap().get_multiplexed_async_connection().await
+        {
+            Ok(c) => c,
+            Err(e) if services_required() => panic!("CI=true but Redis at {redis_url} is not reachable: {e}"),
+            Err(_) => return,
+        };
+    let ns = format!("sgonce{}", std::process::id());
+    let (epoch, held, key) = (format!("{ns}:epoch"), format!("{ns}:held"), format!("{ns}:k:key_once"));
+    let _: () = redis::cmd("SET").arg(&epoch).arg("e1").query_async(&mut conn).await.unwrap();
+    let script = redis::Script::new(include_str!("../src/counters/scripts/settle.lua"));
+    let settle = async |conn: &mut redis::aio::MultiplexedConnection, token: &str| -> i64 {
+        script
+            .key(&epoch)
+            .key(&held)
+            .key(format!("{ns}:settled:{token}"))
+            .key(&key)
+            .arg("e1")
+            .arg(40)
+            .arg("key_once")
+            .arg(0)
+            .arg(0)
+            .arg(20_000)
+            .arg(1_500)
+            .arg(1)
+            .arg(1_700_000_000_000i64)
+            .invoke_async(conn)
+            .await
+            .unwrap()
+    };
+    let totals = async |conn: &mut redis::aio::MultiplexedConnection| -> (i64, i64) {
+        let v: Vec<Option<i64>> = redis::cmd("HMGET").arg(&key).arg("ts").arg("tr").query_async(conn).await.unwrap();
+        (v[0].unwrap_or(0), v[1].unwrap_or(0))
+    };
+    assert_eq!(settle(&mut conn, "t1").await, 1);
+    assert_eq!(totals(&mut conn).await, (1_500, 1));
+    assert_eq!(settle(&mut conn, "t1").await, 1, "the retry is answered as done");
+    assert_eq!(totals(&mut conn).await, (1_500, 1), "and changes nothing");
+    assert_eq!(settle(&mut conn, "t2").await, 1);
+    assert_eq!(totals(&mut conn).await, (3_000, 2), "another chunk counts");
+    let ttl: i64 = redis::cmd("TTL").arg(format!("{ns}:settled:t1")).query_async(&mut conn).await.unwrap();
+    assert!((1..=86_400).contains(&ttl), "tokens expire: {ttl}");
+    let _: () = redis::cmd("DEL")
+        .arg(&epoch)
+        .arg(&key)
+        .arg(format!("{ns}:settled:t1"))
+        .arg(format!("{ns}:settled:t2"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}

@@ -114,6 +114,12 @@ impl Names {
     fn key(&self, id: &SpendKeyId) -> String {
         format!("{}:k:{id}", self.prefix)
     }
+
+    /// Marks a chunk of settlements applied (for a day): a retry after a lost reply
+    /// applies nothing twice.
+    fn settled(&self, token: &str) -> String {
+        format!("{}:settled:{token}", self.prefix)
+    }
 }
 
 /// The epoch this instance works in.
@@ -138,7 +144,8 @@ pub struct Settled {
 /// Settlements and version raises that Redis could not take yet.
 #[derive(Default)]
 struct Owed {
-    settles: Vec<(Vec<Settled>, String)>,
+    /// Chunks of settlements, their commit epoch and their token (see [`Shared::settle`]).
+    settles: Vec<(Vec<Settled>, String, String)>,
     touches: Vec<(SpendKeyId, i64)>,
 }
 
@@ -423,14 +430,24 @@ impl Shared {
         while !items.is_empty() {
             let rest = items.split_off(items.len().min(SETTLE_CHUNK));
             let chunk = std::mem::replace(&mut items, rest);
-            if let Err(e) = self.try_settle(&chunk, committed_epoch).await {
-                tracing::warn!(error = %e, items = chunk.len(), "shared counters unreachable: settlement owed");
-                lock(&self.owed).settles.push((chunk, committed_epoch.to_string()));
-            }
+            // Each chunk is applied once: when Redis ran the script but its answer was
+            // lost (the connection cut), the retry finds the chunk's token and skips it.
+            let token = spendgate_core::secret::base62(&crate::random::bytes::<16>().unwrap_or_else(|_| {
+                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+                t.to_le_bytes()
+            }));
+            self.settle_chunk(chunk, committed_epoch.to_string(), token).await;
         }
     }
 
-    async fn try_settle(&self, items: &[Settled], committed_epoch: &str) -> Result<(), SharedError> {
+    async fn settle_chunk(&self, chunk: Vec<Settled>, committed_epoch: String, token: String) {
+        if let Err(e) = self.try_settle(&chunk, &committed_epoch, &token).await {
+            tracing::warn!(error = %e, items = chunk.len(), "shared counters unreachable: settlement owed");
+            lock(&self.owed).settles.push((chunk, committed_epoch, token));
+        }
+    }
+
+    async fn try_settle(&self, items: &[Settled], committed_epoch: &str, token: &str) -> Result<(), SharedError> {
         let charges = items.iter().any(|i| i.charge.is_some());
         let mut recovered = false;
         for _ in 0..8 {
@@ -445,7 +462,7 @@ impl Shared {
             // A batch committed before the current epoch's rebuild is in its figures.
             let charge = committed_epoch == epoch.id;
             let mut call = self.scripts.settle.prepare_invoke();
-            call.key(&self.names.epoch).key(&self.names.held);
+            call.key(&self.names.epoch).key(&self.names.held).key(self.names.settled(token));
             call.arg(&epoch.id).arg(HISTORY_DAYS);
             for item in items {
                 let (reserved, in_flight) = match item.release {
@@ -639,8 +656,8 @@ impl Shared {
                 lock(&self.owed).touches.push((id, version));
             }
         }
-        for (items, epoch) in settles {
-            self.settle(items, &epoch).await;
+        for (items, epoch, token) in settles {
+            self.settle_chunk(items, epoch, token).await;
         }
         Ok(())
     }

@@ -1,10 +1,14 @@
 -- spendgate shared counters, layout 1: settlement of a batch, after its records are in the
 -- ledger. Per item: release what this instance holds for the request (never more than it
 -- holds: a reclaimed hold releases nothing) and add its usage to the day it started on.
--- KEYS: 1 epoch, 2 this instance's holds, 3.. the counters of each item's key
+-- A chunk is applied once: its token is kept for a day, and a chunk whose token is
+-- there already (a retry after the answer to the first call was lost) changes nothing.
+-- KEYS: 1 epoch, 2 this instance's holds, 3 the chunk's token, 4.. the counters of each
+--       item's key
 -- ARGV: 1 epoch, 2 days of history kept, then per item 7 values: key id, reservation to
 --       release, requests to release from in flight, day, cost, requests, last used (ms)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', 86400) then return 1 end
 local keep = tonumber(ARGV[2])
 local holds = KEYS[2]
 
@@ -16,9 +20,9 @@ local function release(k, field, hold, amount)
   if redis.call('HINCRBY', k, field, string.format('%d', -n)) < 0 then redis.call('HSET', k, field, 0) end
 end
 
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local k = KEYS[i]
-  local a = 3 + (i - 3) * 7
+  local a = 3 + (i - 4) * 7
   local id = ARGV[a]
   release(k, 'res', 'r:' .. id, tonumber(ARGV[a + 1]))
   release(k, 'fl', 'f:' .. id, tonumber(ARGV[a + 2]))

@@ -97,7 +97,7 @@ def test_schemathesis_finds_no_difference_between_the_document_and_the_server(
     )
     server = Process("gateway", ["serve", "--listen", "127.0.0.1:0", "--database", database, "--config", str(config)], env, home, "spendgate listening on ")
     try:
-        report = run_schemathesis(gateway, server.url, wallet["key"])
+        report = run_schemathesis(gateway, server.url, wallet["key"], home)
     finally:
         server.stop()
     log = server.stderr_path.read_text(errors="replace")
@@ -109,7 +109,7 @@ def test_schemathesis_finds_no_difference_between_the_document_and_the_server(
     assert "Rate limited" not in report, report
 
 
-def run_schemathesis(gateway: Gateway, url: str, wallet_key: str) -> str:
+def run_schemathesis(gateway: Gateway, url: str, wallet_key: str, home: Path) -> str:
     auth = {"authorization": f"Bearer {wallet_key}"}
     # A key with a request on record, so that usage, the request log and the audit log
     # answer with real entries, not only empty pages.
@@ -139,6 +139,7 @@ def run_schemathesis(gateway: Gateway, url: str, wallet_key: str) -> str:
         text=True,
         timeout=600,
         stdin=subprocess.DEVNULL,
+        cwd=home,  # its cache of failures goes there, not into the repository
     )
     report = run.stdout + run.stderr
     assert run.returncode == 0, f"schemathesis found a difference:\n{report}"

@@ -1,5 +1,6 @@
 //! A client for spendgate's wallet API: spend keys (create, list, retrieve, update,
-//! rotate, revoke) and the wallet's audit log, authenticated with a wallet API key.
+//! rotate, revoke), the wallet's audit log, and budget-alert webhooks (create, list,
+//! delete, deliveries, test), authenticated with a wallet API key.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), spendgate_client::Error> {
@@ -192,6 +193,54 @@ pub struct AuditEntry {
     pub created_at: String,
 }
 
+/// A budget-alert webhook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub webhook_id: String,
+    pub url: String,
+    /// Only this key's alerts; `None`: every key of the wallet.
+    pub spend_key_id: Option<String>,
+    /// `spend.threshold`, `request_limit.reached`, `spend_key.expired`.
+    pub events: Vec<String>,
+    /// Percents of a key's spend limit that send `spend.threshold`.
+    pub thresholds: Vec<u32>,
+    pub created_at: String,
+    /// The signing secret (`whsec_...`): only in the answer to [`Client::create_webhook`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// A webhook to register. `None` fields take the server's defaults (every key, every
+/// event, 50/80/100 percent).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NewWebhook {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Vec<u32>>,
+}
+
+/// One alert sent (or being sent) to a webhook, and how it went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub delivery_id: String,
+    pub webhook_id: String,
+    pub event: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+    /// The body sent: `{id, type, created_at, data}`.
+    pub payload: serde_json::Value,
+}
+
 /// A client of one server, as one wallet (by its wallet API key).
 #[derive(Clone)]
 pub struct Client {
@@ -333,6 +382,43 @@ impl Client {
             path.push_str(&format!("&cursor={}", id_segment("cursor", c)?));
         }
         self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Registers a webhook for budget alerts; the answer carries its signing secret, once.
+    pub async fn create_webhook(&self, new: &NewWebhook) -> Result<Webhook, Error> {
+        self.call(Method::POST, "/v1/webhooks", Some(new)).await
+    }
+
+    /// The wallet's webhooks, oldest first.
+    pub async fn webhooks(&self) -> Result<Vec<Webhook>, Error> {
+        let page: Page<Webhook> = self.call(Method::GET, "/v1/webhooks", None::<&()>).await?;
+        Ok(page.data)
+    }
+
+    /// Deletes a webhook (alerts not yet delivered to it are not sent).
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), Error> {
+        let path = format!("/v1/webhooks/{}", id_segment("webhook", id)?);
+        let _: serde_json::Value = self.call(Method::DELETE, &path, None::<&()>).await?;
+        Ok(())
+    }
+
+    /// One page of a webhook's deliveries, newest first.
+    pub async fn webhook_deliveries(
+        &self,
+        id: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Delivery>, Error> {
+        let mut path = format!("/v1/webhooks/{}/deliveries?limit={limit}", id_segment("webhook", id)?);
+        if let Some(c) = cursor {
+            path.push_str(&format!("&cursor={}", id_segment("cursor", c)?));
+        }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Queues a `webhook.test` event for the webhook; its delivery shows how it went.
+    pub async fn test_webhook(&self, id: &str) -> Result<Delivery, Error> {
+        self.call(Method::POST, &format!("/v1/webhooks/{}/test", id_segment("webhook", id)?), None::<&()>).await
     }
 }
 

@@ -12,7 +12,7 @@ pub struct ClientArgs {
     url: String,
     /// Print the API's JSON instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Options shared by create and update, mirroring the API's fields.
@@ -139,7 +139,7 @@ pub enum KeysCommand {
 }
 
 /// The wallet API client for these arguments (the wallet key from the environment).
-fn client(args: &ClientArgs) -> anyhow::Result<Client> {
+pub(crate) fn client(args: &ClientArgs) -> anyhow::Result<Client> {
     let wallet_key = std::env::var("SPENDGATE_WALLET_KEY").ok().filter(|k| !k.trim().is_empty()).ok_or_else(|| {
         anyhow!("set SPENDGATE_WALLET_KEY to a wallet API key (create one with `spendgate wallets create`)")
     })?;
@@ -365,11 +365,11 @@ async fn set_status(id: &str, client: &ClientArgs, status: &str) -> anyhow::Resu
     show_key(&key, client.json, verb)
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     text_or(v, "")
 }
 
-fn text_or(v: &Value, default: &str) -> String {
+pub(crate) fn text_or(v: &Value, default: &str) -> String {
     match v {
         Value::Null => default.to_string(),
         Value::String(s) => s.clone(),

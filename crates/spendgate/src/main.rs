@@ -20,6 +20,7 @@ mod logging;
 mod serve;
 mod table;
 mod wallets;
+mod webhooks;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -48,6 +49,9 @@ enum Command {
     Keys(keys::KeysCommand),
     /// The wallet's audit log: who changed what, when, from where (needs SPENDGATE_WALLET_KEY).
     Audit(keys::AuditArgs),
+    /// Budget-alert webhooks and their deliveries (needs SPENDGATE_WALLET_KEY).
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Check a configuration and print what it resolves to.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
             Command::Wallets(cmd) => wallets::run(cmd).await,
             Command::Keys(cmd) => keys::run(cmd).await,
             Command::Audit(args) => keys::audit(args).await,
+            Command::Webhooks(cmd) => webhooks::run(cmd).await,
             Command::Config(cmd) => config_cmd::run(cmd),
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "spendgate", &mut std::io::stdout());

@@ -289,3 +289,75 @@ fn shell_completions_cover_the_commands() {
     let (ok, _, err) = cli(&["completions", "tcsh"], &[]);
     assert!(!ok && err.contains("tcsh"), "{err}");
 }
+
+/// A receiver of webhooks on a thread: answers 204 and keeps the bodies.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let bodies = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            bodies.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn webhooks_are_managed_from_the_command_line() {
+    let dir = TempDir::new("cli-webhooks");
+    let (_, wallet_key) = create_wallet(&dir, "acme");
+    let server = Server::start(&dir);
+    let c = Cli { env: vec![("SPENDGATE_URL", server.url.as_str()), ("SPENDGATE_WALLET_KEY", wallet_key.as_str())] };
+    let (url, got) = receiver();
+
+    let out = c.ok(&["webhooks", "create", "--endpoint", &url, "--thresholds", "25,75", "--event", "spend.threshold"]);
+    assert!(out.contains("signing secret (shown once") && out.contains("whsec_"), "{out}");
+    assert!(out.contains("25, 75") && out.contains("spend.threshold"), "{out}");
+    let hooks = c.json(&["webhooks", "list"]);
+    let id = hooks[0]["webhook_id"].as_str().unwrap().to_string();
+    assert_eq!(hooks[0]["thresholds"], serde_json::json!([25, 75]));
+    assert!(hooks[0].get("secret").is_none(), "listed without its secret: {hooks}");
+    assert!(c.ok(&["webhooks", "list"]).contains(&url));
+
+    assert!(c.ok(&["webhooks", "test", &id]).contains("queued test event evt_"));
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        log = c.json(&["webhooks", "deliveries", &id]);
+        if log["data"][0]["status"] == "delivered" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(log["data"][0]["status"], "delivered", "{log}");
+    assert_eq!(log["data"][0]["last_status"], 204);
+    assert!(got.lock().unwrap()[0].contains("\"type\":\"webhook.test\""));
+    let table = c.ok(&["webhooks", "deliveries", &id]);
+    assert!(table.contains("webhook.test") && table.contains("delivered") && table.contains("204"), "{table}");
+
+    let err = c.fails(&["webhooks", "create", "--endpoint", "ftp://x"]);
+    assert!(err.contains("400") && err.contains("url"), "{err}");
+    let err = c.fails(&["webhooks", "create", "--endpoint", &url, "--event", "nope"]);
+    assert!(err.contains("events[0]"), "{err}");
+    assert!(c.ok(&["webhooks", "delete", &id]).contains("deleted webhook"));
+    assert!(c.fails(&["webhooks", "delete", &id]).contains("404"));
+    assert_eq!(c.json(&["webhooks", "list"]), serde_json::json!([]));
+}

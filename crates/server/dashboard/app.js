@@ -390,6 +390,65 @@
   // Messages: toasts, live announcements
   // ---------------------------------------------------------------------------
 
+  /**
+   * A form's field errors. `slot(param, input)` makes the place for a field's error,
+   * cleared as soon as the field changes; `show(param, message)` puts an error (an API
+   * `param` like `spend_limit.amount` or `thresholds[0]`) next to its field, or the
+   * nearest enclosing one, else in `alert`, and returns what to focus (`focusFor(param)`
+   * where the field itself cannot take focus); `clear()` empties them all.
+   */
+  function fieldErrors(focusFor = () => null) {
+    const errors = new Map(); // param -> {el, input}
+    const alert = h('div', { class: 'form-alert', role: 'alert', hidden: true, tabindex: '-1' });
+
+    function slot(param, inputEl) {
+      const el = h('p', { class: 'field-error', id: uid('err'), 'aria-live': 'polite', dataset: { errorFor: param } });
+      errors.set(param, { el, input: inputEl });
+      if (inputEl) {
+        const reset = () => {
+          clear(el);
+          inputEl.removeAttribute('aria-invalid');
+        };
+        inputEl.addEventListener('input', reset);
+        inputEl.addEventListener('change', reset);
+        const prev = inputEl.getAttribute('aria-describedby');
+        inputEl.setAttribute('aria-describedby', prev ? `${prev} ${el.id}` : el.id);
+      }
+      return el;
+    }
+
+    function clearAll() {
+      alert.hidden = true;
+      for (const { el, input } of errors.values()) {
+        clear(el);
+        if (input) input.removeAttribute('aria-invalid');
+      }
+    }
+
+    function show(param, message) {
+      let p = String(param || '')
+        .replace(/\[\d+\]/g, '')
+        .replace(/\.\d+(?=\.|$)/g, '');
+      while (p && !errors.has(p)) p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '';
+      const s = p ? errors.get(p) : null;
+      if (!s) {
+        replace(alert, icon('alert'), h('span', null, message));
+        alert.hidden = false;
+        return alert;
+      }
+      // The API's messages start with the field ("spend_limit.amount: must ..."): next to
+      // the field itself that part is noise.
+      let text = String(message || '');
+      if (param && text.startsWith(`${param}:`)) text = text.slice(param.length + 1).trim();
+      text = text.charAt(0).toUpperCase() + text.slice(1);
+      replace(s.el, icon('alert'), h('span', null, text));
+      if (s.input) s.input.setAttribute('aria-invalid', 'true');
+      return s.input && s.input.matches(FOCUSABLE) ? s.input : focusFor(p) || s.el;
+    }
+
+    return { errors, alert, slot, show, clear: clearAll };
+  }
+
   /** Shows each `[param, message]` of a form with `showError`, focuses the first field
    * at fault, and announces them all. */
   function reportErrors(errs, showError) {
@@ -1480,25 +1539,14 @@ console.log(completion.choices[0].message.content);`,
 
   function renderKeyForm(ctx, models, key) {
     const editing = !!key;
-    const errors = new Map(); // param -> {el, input}
     const fieldIds = {};
-
-    function errSlot(param, inputEl) {
-      const el = h('p', { class: 'field-error', id: uid('err'), 'aria-live': 'polite', dataset: { errorFor: param } });
-      errors.set(param, { el, input: inputEl });
-      if (inputEl) {
-        // An error goes away as soon as the field changes.
-        const reset = () => {
-          clear(el);
-          inputEl.removeAttribute('aria-invalid');
-        };
-        inputEl.addEventListener('input', reset);
-        inputEl.addEventListener('change', reset);
-        const prev = inputEl.getAttribute('aria-describedby');
-        inputEl.setAttribute('aria-describedby', prev ? `${prev} ${el.id}` : el.id);
-      }
-      return el;
-    }
+    const {
+      errors,
+      alert: formAlert,
+      slot: errSlot,
+      show: showError,
+      clear: clearErrors,
+    } = fieldErrors((p) => document.getElementById(fieldIds[p]));
 
     function input(name, attrs = {}) {
       const id = `f-${name.replace(/\./g, '-')}`;
@@ -1786,7 +1834,6 @@ console.log(completion.choices[0].message.content);`,
     );
     statusField.appendChild(errSlot('status', paused));
 
-    const formAlert = h('div', { class: 'form-alert', role: 'alert', hidden: true, tabindex: '-1' });
     const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, editing ? 'Save changes' : 'Create spend key');
     const cancelHref = editing ? `#/keys/${enc(key.spend_key_id)}` : '#/keys';
     const section = (title, desc, ...fields) =>
@@ -1808,39 +1855,6 @@ console.log(completion.choices[0].message.content);`,
         submit,
       ),
     );
-
-    function clearErrors() {
-      formAlert.hidden = true;
-      for (const { el, input: inp } of errors.values()) {
-        clear(el);
-        if (inp) inp.removeAttribute('aria-invalid');
-      }
-    }
-
-    function normParam(p) {
-      return String(p || '')
-        .replace(/\[\d+\]/g, '')
-        .replace(/\.\d+(?=\.|$)/g, '');
-    }
-
-    function showError(param, message) {
-      let p = normParam(param);
-      while (p && !errors.has(p)) p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '';
-      const slot = p ? errors.get(p) : null;
-      if (!slot) {
-        replace(formAlert, icon('alert'), h('span', null, message));
-        formAlert.hidden = false;
-        return formAlert;
-      }
-      // The API's messages start with the field ("spend_limit.amount: must ..."): next to
-      // the field itself that part is noise.
-      let text = String(message || '');
-      if (param && text.startsWith(`${param}:`)) text = text.slice(param.length + 1).trim();
-      text = text.charAt(0).toUpperCase() + text.slice(1);
-      replace(slot.el, icon('alert'), h('span', null, text));
-      if (slot.input) slot.input.setAttribute('aria-invalid', 'true');
-      return slot.input && slot.input.matches(FOCUSABLE) ? slot.input : document.getElementById(fieldIds[p]) || slot.el;
-    }
 
     function readForm() {
       const errs = [];
@@ -3313,22 +3327,9 @@ export function verified(header, body, secret = process.env.SPENDGATE_WEBHOOK_SE
     }
 
     function webhookForm() {
-      const errors = new Map(); // param -> {el, input}
-
-      function errSlot(param, inputEl) {
-        const el = h('p', { class: 'field-error', id: uid('err'), 'aria-live': 'polite', dataset: { errorFor: param } });
-        errors.set(param, { el, input: inputEl });
-        // An error goes away as soon as the field changes.
-        const reset = () => {
-          clear(el);
-          inputEl.removeAttribute('aria-invalid');
-        };
-        inputEl.addEventListener('input', reset);
-        inputEl.addEventListener('change', reset);
-        const prev = inputEl.getAttribute('aria-describedby');
-        inputEl.setAttribute('aria-describedby', prev ? `${prev} ${el.id}` : el.id);
-        return el;
-      }
+      const { alert: formAlert, slot: errSlot, show: showError, clear: clearErrors } = fieldErrors((p) =>
+        p === 'events' ? checks[0].cb : null,
+      );
 
       const urlHint = h('p', { class: 'hint', id: uid('hint') }, 'Where the alerts are POSTed, as JSON. It starts with http or https and answers with a 2xx status; anything else is retried, with growing waits.');
       const url = h('input', {
@@ -3374,7 +3375,6 @@ export function verified(header, body, secret = process.env.SPENDGATE_WEBHOOK_SE
       };
       spendCb.addEventListener('change', syncThresholds);
 
-      const formAlert = h('div', { class: 'form-alert', role: 'alert', hidden: true, tabindex: '-1' });
       const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, icon('plus'), 'Add webhook');
       const titleId = uid('wh-form');
       const form = h(
@@ -3402,31 +3402,6 @@ export function verified(header, body, secret = process.env.SPENDGATE_WEBHOOK_SE
         h('div', { class: 'form-actions' }, submit),
       );
       thresholds.style.maxWidth = '260px';
-
-      function clearErrors() {
-        formAlert.hidden = true;
-        for (const { el, input: inp } of errors.values()) {
-          clear(el);
-          inp.removeAttribute('aria-invalid');
-        }
-      }
-
-      function showError(param, message) {
-        const p = String(param || '').replace(/\[\d+\]/g, '');
-        const slot = errors.get(p);
-        let text = String(message || '');
-        if (!slot) {
-          replace(formAlert, icon('alert'), h('span', null, text));
-          formAlert.hidden = false;
-          return formAlert;
-        }
-        // The API's messages start with the field ("url: must ..."): next to the field that is noise.
-        if (param && text.startsWith(`${param}:`)) text = text.slice(param.length + 1).trim();
-        text = text.charAt(0).toUpperCase() + text.slice(1);
-        replace(slot.el, icon('alert'), h('span', null, text));
-        slot.input.setAttribute('aria-invalid', 'true');
-        return slot.input.matches(FOCUSABLE) ? slot.input : checks[0].cb;
-      }
 
       function readForm() {
         const errs = [];

@@ -404,11 +404,10 @@ class Gateway:
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def gateway(workdir: Path, mock: Mock) -> Iterator[Gateway]:
-    database = f"sqlite://{workdir / 'spendgate.db'}"
+def create_wallet(database: str, name: str) -> dict[str, Any]:
+    """`spendgate wallets create` on `database`: the wallet and its first API key."""
     created = subprocess.run(
-        [str(spendgate_bin()), "wallets", "create", "--name", "e2e-python", "--database", database, "--json"],
+        [str(spendgate_bin()), "wallets", "create", "--name", name, "--database", database, "--json"],
         capture_output=True,
         env=clean_env(SPENDGATE_LOG="warn"),
         timeout=CLI_TIMEOUT_S,
@@ -420,7 +419,13 @@ def gateway(workdir: Path, mock: Mock) -> Iterator[Gateway]:
             f"--- stdout ---\n{created.stdout.decode(errors='replace')}\n"
             f"--- stderr ---\n{created.stderr.decode(errors='replace')}"
         )
-    wallet = json.loads(created.stdout)
+    return json.loads(created.stdout)
+
+
+@pytest.fixture(scope="session")
+def gateway(workdir: Path, mock: Mock) -> Iterator[Gateway]:
+    database = f"sqlite://{workdir / 'spendgate.db'}"
+    wallet = create_wallet(database, "e2e-python")
     env = clean_env(
         OPENAI_API_KEY=OPENAI_PROVIDER_KEY,
         OPENAI_BASE_URL=f"{mock.url}/v1",

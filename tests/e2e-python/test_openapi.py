@@ -4,41 +4,26 @@ it forbids, and checks every answer against it, so spec and behaviour can't drif
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from conftest import (
     ANTHROPIC_PROVIDER_KEY,
-    CLI_TIMEOUT_S,
     OPENAI_MODEL,
     OPENAI_PROVIDER_KEY,
     Gateway,
     Mock,
     Process,
     clean_env,
+    create_wallet,
     secrets_in,
-    spendgate_bin,
 )
 
 # Every check but `positive_data_acceptance` (schema-valid data must be accepted): some
 # rules can't be written in a schema (`expires_at` must be in the future, an amount at
 # most $1,000,000, a cursor one this API issued), so valid-looking data is rightly refused.
 CHECKS = ["--checks", "all", "--exclude-checks", "positive_data_acceptance"]
-
-
-def new_wallet(database: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [str(spendgate_bin()), "wallets", "create", "--name", "openapi", "--database", database, "--json"],
-        capture_output=True,
-        env=clean_env(SPENDGATE_LOG="warn"),
-        timeout=CLI_TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-        check=True,
-    )
-    return json.loads(out.stdout)
 
 
 def test_the_document_describes_the_wallet_api(gateway: Gateway) -> None:
@@ -88,7 +73,7 @@ def test_schemathesis_finds_no_difference_between_the_document_and_the_server(
     config = home / "spendgate.toml"
     config.write_text("[server]\nfailed_signins_allowed = 10000\n")
     database = f"sqlite://{home / 'spendgate.db'}"
-    wallet = new_wallet(database)
+    wallet = create_wallet(database, "openapi")
     env = clean_env(
         OPENAI_API_KEY=OPENAI_PROVIDER_KEY,
         OPENAI_BASE_URL=f"{mock.url}/v1",

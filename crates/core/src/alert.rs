@@ -337,28 +337,14 @@ pub fn backoff_ms(base_ms: u64, attempts: u32) -> u64 {
 mod tests {
     use super::*;
     use crate::spend_key::{RequestLimit, SpendLimit};
-    use crate::{Cycle, KeyStatus, Usd, WireFormat};
+    use crate::{Cycle, Usd};
     use serde_json::json;
 
     fn key(limit: &str) -> SpendKey {
         SpendKey {
-            id: SpendKeyId::new("key_1"),
-            wallet_id: WalletId::new("wal_1"),
-            name: "k".into(),
-            status: KeyStatus::Active,
-            request_shape: WireFormat::OpenAi,
-            allowed_models: None,
-            allowed_providers: None,
             spend_limit: Some(SpendLimit { amount: Usd::parse(limit).unwrap(), cycle: Cycle::Daily }),
             request_limit: Some(RequestLimit { count: 10, cycle: Cycle::Monthly }),
-            rate_limit: None,
-            expires_at: None,
-            key_hash: crate::Secret::generate("lava_sk_", [1; 32]).hash(),
-            key_preview: "lava_sk_x****".into(),
-            created_at: Timestamp::EPOCH,
-            updated_at: Timestamp::EPOCH,
-            revoked_at: None,
-            version: 0,
+            ..crate::meter::tests::key()
         }
     }
 

@@ -334,7 +334,7 @@ impl Meter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::catalog::WireFormat;
     use crate::secret::{KeyHash, SpendKeyId, WalletId};
@@ -349,7 +349,8 @@ mod tests {
         Usd::parse(s).unwrap()
     }
 
-    fn key() -> SpendKey {
+    /// An active key without limits (`key_1` of `wal_1`), for the crate's tests.
+    pub(crate) fn key() -> SpendKey {
         SpendKey {
             id: SpendKeyId::new("key_1"),
             wallet_id: WalletId::new("wal_1"),

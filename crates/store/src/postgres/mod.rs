@@ -44,6 +44,22 @@ impl PostgresStore {
         migrate::run(&pool).await?;
         Ok(PostgresStore { pool })
     }
+
+    /// Runs `change` and, when it changed one row, writes `audit` in the same
+    /// transaction; whether it did (no row changed: nothing written, no entry).
+    async fn audited_change<'q>(
+        &self,
+        change: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if change.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 }
 
 /// `$1, $2, ...` for the n-th placeholder.
@@ -158,21 +174,13 @@ impl Store for PostgresStore {
         at: Timestamp,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+        let change = sqlx::query(
             "UPDATE wallet_keys SET revoked_at = $1 WHERE id = $2 AND wallet_id = $3 AND revoked_at IS NULL",
         )
         .bind(at.unix_millis())
         .bind(id.as_str())
-        .bind(wallet.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(wallet.as_str());
+        self.audited_change(change, audit).await
     }
 
     async fn wallet_key_by_hash(&self, hash: &KeyHash) -> Result<Option<WalletKey>, StoreError> {
@@ -236,19 +244,11 @@ impl Store for PostgresStore {
             mark(n + 2),
             mark(n + 3)
         );
-        let mut tx = self.pool.begin().await?;
-        let done = bind_spend_key(sqlx::query(&sql), key)
+        let change = bind_spend_key(sqlx::query(&sql), key)
             .bind(key.id.as_str())
             .bind(key.wallet_id.as_str())
-            .bind(expected_version)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+            .bind(expected_version);
+        self.audited_change(change, audit).await
     }
 
     async fn spend_key_by_id(&self, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError> {
@@ -442,17 +442,11 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp, audit: &AuditEntry) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done =
+        let change =
             sqlx::query("UPDATE dashboard_sessions SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL")
                 .bind(at.unix_millis())
-                .bind(&token_hash.0[..])
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 1 {
-            insert_audit(&mut tx, audit).await?;
-            tx.commit().await?;
-        }
+                .bind(&token_hash.0[..]);
+        self.audited_change(change, audit).await?;
         Ok(())
     }
 
@@ -501,20 +495,12 @@ impl Store for PostgresStore {
         at: Timestamp,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done =
+        let change =
             sqlx::query("UPDATE webhooks SET deleted_at = $1 WHERE id = $2 AND wallet_id = $3 AND deleted_at IS NULL")
                 .bind(at.unix_millis())
                 .bind(id.as_str())
-                .bind(wallet.as_str())
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+                .bind(wallet.as_str());
+        self.audited_change(change, audit).await
     }
 
     async fn enqueue_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {

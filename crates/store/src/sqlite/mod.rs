@@ -50,6 +50,22 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore { pool, records })
     }
+
+    /// Runs `change` and, when it changed one row, writes `audit` in the same
+    /// transaction; whether it did (no row changed: nothing written, no entry).
+    async fn audited_change<'q>(
+        &self,
+        change: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if change.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 }
 
 async fn insert_wallet_key<'e>(
@@ -141,20 +157,12 @@ impl Store for SqliteStore {
         at: Timestamp,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done =
+        let change =
             sqlx::query("UPDATE wallet_keys SET revoked_at = ? WHERE id = ? AND wallet_id = ? AND revoked_at IS NULL")
                 .bind(at.unix_millis())
                 .bind(id.as_str())
-                .bind(wallet.as_str())
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+                .bind(wallet.as_str());
+        self.audited_change(change, audit).await
     }
 
     async fn wallet_key_by_hash(&self, hash: &KeyHash) -> Result<Option<WalletKey>, StoreError> {
@@ -215,19 +223,11 @@ impl Store for SqliteStore {
             "UPDATE spend_keys SET {} WHERE id = ? AND wallet_id = ? AND version = ? AND revoked_at IS NULL",
             rows::spend_key_assignments(|_| "?".to_string())
         );
-        let mut tx = self.pool.begin().await?;
-        let done = bind_spend_key(sqlx::query(&sql), key)
+        let change = bind_spend_key(sqlx::query(&sql), key)
             .bind(key.id.as_str())
             .bind(key.wallet_id.as_str())
-            .bind(expected_version)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+            .bind(expected_version);
+        self.audited_change(change, audit).await
     }
 
     async fn spend_key_by_id(&self, id: &SpendKeyId) -> Result<Option<SpendKey>, StoreError> {
@@ -427,17 +427,11 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_session(&self, token_hash: &KeyHash, at: Timestamp, audit: &AuditEntry) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done =
+        let change =
             sqlx::query("UPDATE dashboard_sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL")
                 .bind(at.unix_millis())
-                .bind(&token_hash.0[..])
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 1 {
-            insert_audit(&mut tx, audit).await?;
-            tx.commit().await?;
-        }
+                .bind(&token_hash.0[..]);
+        self.audited_change(change, audit).await?;
         Ok(())
     }
 
@@ -488,20 +482,12 @@ impl Store for SqliteStore {
         at: Timestamp,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done =
+        let change =
             sqlx::query("UPDATE webhooks SET deleted_at = ? WHERE id = ? AND wallet_id = ? AND deleted_at IS NULL")
                 .bind(at.unix_millis())
                 .bind(id.as_str())
-                .bind(wallet.as_str())
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+                .bind(wallet.as_str());
+        self.audited_change(change, audit).await
     }
 
     async fn enqueue_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {

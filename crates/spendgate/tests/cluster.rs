@@ -595,3 +595,48 @@ async fn alerts_are_sent_once_by_one_instance_and_survive_a_crash() {
     // Nothing was sent twice, and the alerts were not sent again by the new instance.
     assert_eq!(receiver.received().len(), 9, "{:?}", receiver.received());
 }
+
+/// A key resumed through another instance works at once even where the change notice
+/// has not arrived yet: a refusal (paused, revoked, expired) is only given with a copy
+/// that Redis confirms current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_counts_before_its_notice_arrives() {
+    let Some(cluster) = Cluster::start("resume", 2, MockConfig::default()).await else { return };
+    let k = admin(&cluster, 0).create_key(json!({"name": "paused first", "status": "paused"})).await;
+    let (id, secret) = (k["spend_key_id"].as_str().unwrap().to_string(), k["key"].as_str().unwrap().to_string());
+    let ask = async || Api::new(&cluster.servers[1], &secret).post("/v1/chat/completions", chat("hi", 16, false)).await;
+    assert_eq!(ask().await.status, 401, "paused, as instance 1 reads it");
+
+    // Resumed as another instance would, but with no notice sent: the row in the store
+    // and the version in Redis only (the notice is a Pub/Sub message, which can come late).
+    let store = cluster.store().await;
+    let mut key = store
+        .spend_key(&spendgate_core::WalletId::new(k["wallet_id"].as_str().unwrap()), &SpendKeyId::new(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    let version = key.version;
+    key.status = spendgate_core::KeyStatus::Active;
+    key.version += 1;
+    let audit = spendgate_core::AuditEntry {
+        id: spendgate_core::AuditId::new("aud_resume_test"),
+        wallet_id: key.wallet_id.clone(),
+        actor: spendgate_core::Actor::Operator,
+        action: spendgate_core::Action::SpendKeyUpdated,
+        target_id: id.clone(),
+        changes: json!({"status": {"from": "paused", "to": "active"}}),
+        ip: None,
+        user_agent: None,
+        created_at: key.updated_at,
+    };
+    assert!(store.update_spend_key(&key, version, &audit).await.unwrap());
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{}:1:k:{id}", cluster.prefix))
+        .arg("v")
+        .arg(key.version)
+        .query_async(&mut cluster.redis().await)
+        .await
+        .unwrap();
+    let r = ask().await;
+    assert_eq!(r.status, 200, "resumed, though no notice came: {}", r.body);
+}

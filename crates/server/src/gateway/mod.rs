@@ -224,8 +224,42 @@ where
 
 /// Checks 1 and 2: the key is known and usable. Returns its entry and current rules.
 /// In cluster mode a key this instance has not seen (created through another instance)
-/// is looked up in the store.
+/// is looked up in the store, and a key is refused as paused, revoked or expired only
+/// once its copy is confirmed current: another instance may have resumed it a moment
+/// ago, before the change notice arrived. (A usable key is confirmed by admission.)
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<KeyEntry>, Arc<SpendKey>), ApiError> {
+    let (entry, key) = known_key(state, headers).await?;
+    if key.check_usable(state.now()).is_ok() {
+        return Ok((entry, key));
+    }
+    let (entry, key) = if state.counters.is_current(&key).await {
+        (entry, key)
+    } else {
+        state.reload_key(&key.id).await?;
+        known_key(state, headers).await?
+    };
+    usable(state, entry, key)
+}
+
+/// Check 2 on a key's copy.
+fn usable(
+    state: &AppState,
+    entry: Arc<KeyEntry>,
+    key: Arc<SpendKey>,
+) -> Result<(Arc<KeyEntry>, Arc<SpendKey>), ApiError> {
+    key.check_usable(state.now()).map_err(|why| {
+        state.metrics.rejected(match why {
+            Unusable::Paused => "key_paused",
+            Unusable::Revoked(_) => "key_revoked",
+            Unusable::Expired(_) => "key_expired",
+        });
+        ApiError::unauthorized(why.to_string())
+    })?;
+    Ok((entry, key))
+}
+
+/// Check 1: the presented secret is a known spend key.
+async fn known_key(state: &AppState, headers: &HeaderMap) -> Result<(Arc<KeyEntry>, Arc<SpendKey>), ApiError> {
     let secret = presented_key(headers).ok_or_else(|| {
         ApiError::unauthorized("missing API key: send your spend key as Authorization: Bearer lava_sk_... or x-api-key")
     })?;
@@ -256,14 +290,6 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(Arc<
         return Err(ApiError::unauthorized(message));
     };
     let key = entry.lock().key.clone();
-    key.check_usable(state.now()).map_err(|why| {
-        state.metrics.rejected(match why {
-            Unusable::Paused => "key_paused",
-            Unusable::Revoked(_) => "key_revoked",
-            Unusable::Expired(_) => "key_expired",
-        });
-        ApiError::unauthorized(why.to_string())
-    })?;
     Ok((entry, key))
 }
 
